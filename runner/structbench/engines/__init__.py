@@ -1,0 +1,1 @@
+"""Engines: one module each, loaded lazily through :mod:`structbench.engines.registry`."""

