@@ -20,8 +20,9 @@ GrammarSyntax = Literal["lark", "gbnf"]
 class Constraint:
     """What a ``gen`` step must produce.
 
-    Only the field that matches ``kind`` is set. ``json_schema`` is canonical JSON text
-    (sorted keys), so equal schemas compare and hash equal, which lets engines cache
+    Only the field that matches ``kind`` is set. ``json_schema`` is compact JSON text in
+    the schema file's key order (engines emit properties in schema order, so sorting
+    would reorder every answer); a task's items share one text, so engines can cache
     compiled grammars by constraint.
     """
 

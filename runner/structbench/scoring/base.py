@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,6 +15,11 @@ class ScoreOptions:
     """Settings shared by all scorers."""
 
     schema_timeout_s: float = 2.0
+    #: Grades of the LLM-judge pass (``judge.jsonl``), keyed like ``score_run.record_key``
+    #: (cell, item, branch, turn, attempt); None when the pass did not run. See scoring/judge.py.
+    judge_grades: Mapping[tuple[str, str, int, int, int], int | None] | None = field(
+        default=None, compare=False
+    )
 
 
 @dataclass(frozen=True, slots=True)

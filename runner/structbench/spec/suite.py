@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from structbench.spec.engines import EmbeddedEngineSpec, EngineSpec
 
@@ -18,19 +18,25 @@ class LoadSpec(_Frozen):
 
     mode: Literal["offline", "concurrency", "rate"] = "concurrency"
     """``offline``: all at once. ``concurrency``: closed loop. ``rate``: open loop."""
-    concurrency: tuple[int, ...] = (8,)
+    concurrency: tuple[Annotated[int, Field(gt=0)], ...] = Field(default=(8,), min_length=1)
     """Closed-loop concurrency levels (a sweep when several)."""
-    rate: tuple[float, ...] = (float("inf"),)
+    rate: tuple[Annotated[float, Field(gt=0)], ...] = Field(default=(float("inf"),), min_length=1)
     """Requests/s for ``rate`` mode (``.inf`` = all at once)."""
     arrivals: Literal["poisson", "gamma", "constant"] = "poisson"
     burstiness: float = Field(default=1.0, gt=0)
     """Gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother (as vLLM's ``--burstiness``)."""
-    max_concurrency: int | None = None
+    max_concurrency: int | None = Field(default=None, gt=0)
     """Cap on in-flight items in ``rate`` mode."""
-    num_requests: int | None = None
+    num_requests: int | None = Field(default=None, gt=0)
     """Work items per task (rows are cycled when fewer); None = every row once."""
     warmup: int = Field(default=1, ge=0)
     """Warm-up items per cell, excluded from metrics."""
+
+    @field_validator("concurrency", "rate", mode="before")
+    @classmethod
+    def _one_value(cls, value: object) -> object:
+        # ``concurrency: 8`` is what people write for a single load point.
+        return (value,) if isinstance(value, int | float | str) else value
 
 
 class SLOSpec(_Frozen):
@@ -57,3 +63,14 @@ class SuiteSpec(_Frozen):
     """Per-output time limit for schema validation."""
     bootstrap: int = 1000
     """Bootstrap resamples for the confidence intervals of rates."""
+    judge_engine: str | None = None
+    """Name of the engine (one of ``engines``) that grades tasks listing the ``judge``
+    scorer; None = the first engine."""
+
+    @model_validator(mode="after")
+    def _judge_engine_known(self) -> SuiteSpec:
+        names = [e.name for e in self.engines]
+        if self.judge_engine is not None and self.judge_engine not in names:
+            known = ", ".join(names)
+            raise ValueError(f"judge_engine '{self.judge_engine}' is not one of the engines ({known})")
+        return self

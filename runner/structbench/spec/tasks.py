@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Frozen(BaseModel):
@@ -22,11 +22,16 @@ class DatasetSpec(_Frozen):
     """Hugging Face ``datasets`` id (needs internet and the ``hf`` extra)."""
     hf_config: str | None = None
     split: str = "train"
+    data_files: str | tuple[str, ...] | None = None
+    """Files for a ``datasets`` builder (``hf: json``, ``csv``, ``parquet``), relative to
+    the task file: lets ``datasets`` read local files."""
     fields: dict[str, str] = Field(default_factory=dict)
-    """Rename source columns: ``{name_used_in_templates: source_column}``."""
+    """Name source columns for the templates: ``{name_used_in_templates: source_column}``
+    (the source names stay available too)."""
     limit: int | None = None
     """Use at most this many rows (after shuffling, if any)."""
     shuffle: bool = False
+    """Shuffle the rows before ``limit``, seeded by the suite seed and the task name."""
 
 
 class FewShot(_Frozen):
@@ -108,12 +113,26 @@ class ChatTaskSpec(_TaskBase):
 
     kind: Literal["chat"]
     turns_field: str = "turns"
+    """Column with the user messages of a row, in order (a list of strings)."""
     category_field: str = "category"
+    """Column with the category (labels results; picks the per-category settings)."""
     reference_field: str = "reference"
+    """Column with the reference answers, one per turn (``null`` where a turn has none)."""
     id_field: str = "question_id"
+    """Column with the question id, used in item ids (the row number when absent)."""
     category_temperature: dict[str, float] = Field(default_factory=dict)
+    """Temperature per category, overriding ``temperature``."""
     category_max_tokens: dict[str, int] = Field(default_factory=dict)
+    """Token limit per category, overriding ``max_tokens``."""
     scorers: tuple[str, ...] = ("final_number",)
+
+    @field_validator("prompt")
+    @classmethod
+    def _no_prompt(cls, value: str) -> str:
+        # The turns are the user messages; a template around them would be silently unused.
+        if value:
+            raise ValueError("a chat task sends the turns of each row as written; remove prompt")
+        return value
 
 
 class FanoutTaskSpec(_TaskBase):
@@ -121,14 +140,21 @@ class FanoutTaskSpec(_TaskBase):
 
     kind: Literal["fanout"]
     groups: int = Field(default=4, gt=0)
+    """Number of shared prefixes (G)."""
     branches: int = Field(default=4, gt=0)
+    """Questions per prefix (M)."""
     prefix_file: str | None = None
     """A document used as the shared prefix (else a prefix of ``prefix_tokens`` is generated)."""
     prefix_tokens: int = Field(default=512, gt=0)
+    """Approximate length of a generated prefix, in tokens."""
     question_tokens: int = Field(default=32, gt=0)
+    """Approximate length of a generated question (when the task has no ``prompt``)."""
     order: Literal["ordered", "shuffled"] = "shuffled"
+    """Arrival order of per-branch items: group by group, or shuffled (seeded)."""
     popularity: Literal["uniform", "zipf"] = "uniform"
-    zipf_s: float = 1.1
+    """How often each group is asked: equally, or with Zipf weights (group 0 hottest)."""
+    zipf_s: float = Field(default=1.1, gt=0)
+    """Zipf exponent: weight of group g is ``1 / (g + 1) ** zipf_s``."""
     as_fork: bool = True
     """One item with ``fork(branches)`` per group (True) or one item per branch (False)."""
 

@@ -35,16 +35,22 @@ class GenRequest:
 class GenResult:
     """What the runtime returns. Times are ``time.perf_counter()`` seconds."""
 
+    #: Decoded completion; EOS and stop strings are not part of it.
     text: str
     prompt_tokens: int
+    #: Tokens sampled, including a final EOS.
     completion_tokens: int
+    #: "stop" (EOS, stop string, or the constraint complete), "length", or "error".
     finish_reason: str
+    #: When ``submit`` was called (queueing and constraint compiling count toward TTFT).
     t_start: float
     t_first_token: float | None
     t_done: float
+    #: When each token after the first was produced (as ``CallRecord.token_times``).
     token_times: tuple[float, ...] = ()
     error: str | None = None
     strategy: str = ""
+    #: Largest number of rows decoding together while this request ran.
     batch_size: int = 1
     extra: tuple[tuple[str, str], ...] = field(default=())
 

@@ -60,9 +60,9 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     config = src.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # a GGUF-quantized config refuses to serialize
-    clean = LlamaForCausalLM(config)
+    clean = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
     clean.load_state_dict(src.state_dict())
-    clean = clean.to(torch.bfloat16)
+    clean = clean.to(dtype=torch.bfloat16)  # type: ignore[call-arg]
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=out.parent))
     clean.save_pretrained(tmp)
     tok.save_pretrained(tmp)

@@ -1,0 +1,134 @@
+"""The ``structbench`` command. Each command is a few lines around one library call.
+
+Library modules are imported inside the commands so ``--help`` and ``validate`` stay
+light (no torch, transformers, sglang or vllm; a test checks this).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from structbench import __version__
+from structbench.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(fn: F) -> F:
+    """Print a UserError as one line on stderr and exit 2 (no traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="structbench")
+def main() -> None:
+    """Structured-generation benchmarks for LLM inference engines."""
+
+
+@main.command()
+@click.argument("suite", type=click.Path(path_type=Path))
+@click.option("-n", "--num-requests", type=int, help="Work items per task (overrides the suite).")
+@click.option("--seed", type=int, help="Seed (overrides the suite).")
+@click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--engine", "engines", multiple=True, help="Only run this engine name (repeatable).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_user_errors
+def run(
+    suite: Path,
+    num_requests: int | None,
+    seed: int | None,
+    results_dir: Path,
+    engines: tuple[str, ...],
+    progress: bool,
+) -> None:
+    """Run SUITE (a suite YAML) and write results/<suite>/<UTC time>_<id>/."""
+    from structbench.report.terminal import render_terminal_table
+    from structbench.run import RunOptions, run_suite
+
+    out = run_suite(RunOptions(suite, results_dir, num_requests, seed, engines, progress))
+    from rich.console import Console
+
+    Console().print(render_terminal_table(out.summary))
+    click.echo(f"results: {out.run_dir}")
+    if out.interrupted:
+        click.echo("run interrupted: finished records are kept", err=True)
+        sys.exit(130)
+    if out.failed_cells:
+        click.echo(f"cells with failures: {', '.join(out.failed_cells)}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@_user_errors
+def validate(path: Path) -> None:
+    """Check a suite (or task) YAML and everything it references, without running it."""
+    from structbench.spec.loader import load_path
+
+    what = load_path(path)
+    click.echo(f"ok: {what}")
+
+
+@main.command(name="compile")
+@click.option(
+    "--engine", "engine_kind", required=True, type=click.Choice(["sglang", "vllm", "embedded", "openai"])
+)
+@click.option("-n", "--num-items", type=int, default=1, show_default=True)
+@click.argument("task", type=click.Path(path_type=Path))
+@_user_errors
+def compile_cmd(engine_kind: str, num_items: int, task: Path) -> None:
+    """Print the engine-native form of TASK's first items (no engine is started)."""
+    from structbench.compile import compile_task
+
+    click.echo(compile_task(task, engine_kind, num_items))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@_user_errors
+def report(run_dir: Path) -> None:
+    """Rebuild scores, summary.json, report.md and report.html from RUN_DIR's records."""
+    from structbench.report.build import build_report
+
+    build_report(run_dir)
+    click.echo(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+
+
+@main.command()
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False)
+)
+@_user_errors
+def compare(run_dirs: tuple[Path, ...]) -> None:
+    """Put several runs side by side (deltas against the first)."""
+    from structbench.report.compare import compare_runs
+
+    click.echo(compare_runs(list(run_dirs)))
+
+
+@main.command()
+def scorers() -> None:
+    """List the scorer names a task may use."""
+    from structbench.scoring.registry import SCORER_NAMES
+
+    for name in sorted(SCORER_NAMES):
+        click.echo(name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""``structbench compile``: show what an engine would run for a task, without running it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from structbench.engines.registry import EngineEnv, create_engine
+from structbench.kinds.registry import expand_task
+from structbench.spec.engines import (
+    EmbeddedEngineSpec,
+    EngineSpec,
+    OpenAIEngineSpec,
+    SglangEngineSpec,
+    VllmEngineSpec,
+)
+from structbench.spec.loader import load_task
+
+
+def default_engine_spec(kind: str) -> EngineSpec:
+    """A default spec of ``kind`` (compile needs no URL or model)."""
+    specs: dict[str, EngineSpec] = {
+        "embedded": EmbeddedEngineSpec(),
+        "vllm": VllmEngineSpec(),
+        "sglang": SglangEngineSpec(),
+        "openai": OpenAIEngineSpec(url="http://127.0.0.1:8000"),
+    }
+    return specs[kind]
+
+
+def compile_task(task_path: Path, engine_kind: str, num_items: int = 1) -> str:
+    """Return the native form of the first ``num_items`` work items of a task file."""
+    task = load_task(task_path)
+    items = expand_task(task, random.Random(f"0:{task.spec.name}"), None)[:num_items]
+    engine = create_engine(default_engine_spec(engine_kind), EngineEnv(workdir=Path(".")))
+    parts = []
+    for it in items:
+        c = engine.compile(it)
+        head = f"# {c.engine} · {c.item_id} · strategies: {', '.join(c.strategies) or '-'}"
+        parts.append(f"{head}\n{c.source}")
+    return "\n\n".join(parts)

@@ -1,0 +1,200 @@
+"""Launching inference servers: spawn, wait for health, stop (used by vllm and sglang).
+
+A server runs in its own process group, so stopping it also stops the workers it forks
+(vLLM's engine core, SGLang's scheduler). Its output goes to a log file whose path, and
+last lines, appear in every startup error. Servers still running when the interpreter
+exits are stopped by an ``atexit`` hook, so a crash in the runner leaves no orphan server
+holding a port and the CPUs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from structbench.errors import UserError
+
+# Strong references: a server nobody holds any more must still be stopped at exit.
+_LIVE: set[ServerProcess] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the OS for a free TCP port on ``host`` (racy in theory, fine in practice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def tail(path: Path, n: int = 20) -> list[str]:
+    """The last ``n`` non-empty lines of a text file (empty when unreadable)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [ln for ln in data.splitlines() if ln.strip()][-n:]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """What to launch and how to tell that it is up.
+
+    Attributes:
+        name: Label for messages ("vllm").
+        argv: Command line.
+        log_path: File that receives stdout and stderr (appended).
+        health_url: GET URL that answers 200 once the server is ready.
+        env: Extra environment variables, on top of the current environment.
+        startup_timeout_s: How long to wait for health.
+        stop_grace_s: How long SIGTERM gets before SIGKILL.
+    """
+
+    name: str
+    argv: tuple[str, ...]
+    log_path: Path
+    health_url: str
+    env: tuple[tuple[str, str], ...] = field(default=())
+    startup_timeout_s: float = 900.0
+    stop_grace_s: float = 20.0
+
+
+class ServerProcess:
+    """One launched server process (and its process group)."""
+
+    def __init__(self, cfg: ServerConfig) -> None:
+        self.cfg = cfg
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """Process id, or None before ``spawn``."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def spawn(self) -> None:
+        """Start the process in a new session (process group); returns at once."""
+        if self._proc is not None:
+            raise RuntimeError("server already spawned")
+        self.cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.cfg.log_path.open("ab")
+        self._log.write(f"$ {' '.join(self.cfg.argv)}\n".encode())
+        self._log.flush()
+        env = {**os.environ, **dict(self.cfg.env)}
+        try:
+            self._proc = subprocess.Popen(
+                list(self.cfg.argv),
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            self._log.close()
+            raise UserError(f"cannot start the {self.cfg.name} server ({self.cfg.argv[0]}): {e}") from e
+        _LIVE.add(self)
+
+    async def wait_healthy(self, poll_s: float = 1.0) -> None:
+        """Poll the health URL until it answers 200.
+
+        Raises:
+            UserError: The process exited first (with its log's last lines), or the
+                timeout passed (naming the log).
+        """
+        deadline = time.monotonic() + self.cfg.startup_timeout_s
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while True:
+                self._check_alive()
+                try:
+                    if (await client.get(self.cfg.health_url)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass  # not listening yet
+                if time.monotonic() > deadline:
+                    raise UserError(
+                        f"{self.cfg.name} server did not become healthy in "
+                        f"{self.cfg.startup_timeout_s:g} s; see {self.cfg.log_path}"
+                    )
+                await asyncio.sleep(poll_s)
+
+    async def start(self) -> None:
+        """Spawn and wait until healthy; on failure the process is stopped before raising."""
+        self.spawn()
+        try:
+            await self.wait_healthy()
+        except BaseException:
+            await asyncio.to_thread(self.stop)
+            raise
+
+    def _check_alive(self) -> None:
+        if self._proc is None:
+            raise RuntimeError("server not spawned")
+        rc = self._proc.poll()
+        if rc is not None:
+            last = " | ".join(tail(self.cfg.log_path, 8))
+            raise UserError(
+                f"{self.cfg.name} server exited with code {rc} during startup; "
+                f"see {self.cfg.log_path}; last lines: {last}"
+            )
+
+    def stop(self) -> int | None:
+        """SIGTERM the process group, SIGKILL it after the grace period; return the exit code."""
+        proc = self._proc
+        if proc is None:
+            return None
+        _LIVE.discard(self)
+        rc = proc.poll()
+        if rc is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=self.cfg.stop_grace_s)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                rc = proc.wait(timeout=30)
+        # Children that ignored SIGTERM while their leader exited would keep the port.
+        _signal_group(proc.pid, signal.SIGKILL)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return rc
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)  # start_new_session made pid the group id
+
+
+def server_env(extra: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Freeze an env mapping for :class:`ServerConfig`."""
+    return tuple(sorted(extra.items()))
+
+
+def command(python: str, module: str, args: Sequence[str]) -> tuple[str, ...]:
+    """``python -m module args...`` as an argv tuple."""
+    return (python, "-m", module, *args)
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for proc in list(_LIVE):
+        proc.stop()

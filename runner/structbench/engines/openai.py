@@ -1,0 +1,89 @@
+"""Any other OpenAI-compatible server (llama.cpp, TGI, SGLang's OpenAI API, ...).
+
+The spec declares which constraints the server enforces. ``json_schema`` goes as
+``response_format`` (the OpenAI form); ``regex``, ``choice`` and ``grammar`` go in vLLM's
+``structured_outputs`` extra body, and only when declared: a server that ignores an
+unknown field would otherwise produce unconstrained output under a constrained label.
+Undeclared constraints become "unsupported" records and are not sent.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
+from structbench.engines.http import ClientConfig, OpenAIClient, ServerFacts
+from structbench.engines.http_program import ConstraintPlan, HttpProgram
+from structbench.engines.prom import Snapshot
+from structbench.engines.registry import EngineEnv
+from structbench.engines.vllm import vllm_constraint
+from structbench.ir import ConstraintKind, Gen, GrammarSyntax, WorkItem
+from structbench.records import CallRecord
+from structbench.spec.engines import OpenAIEngineSpec
+
+
+def openai_capabilities(spec: OpenAIEngineSpec) -> Capabilities:
+    """Capabilities from the declared constraints (grammars in GBNF or Lark, as vLLM takes)."""
+    none: ConstraintKind = "none"
+    kinds = frozenset((*spec.constraints, none))
+    both: tuple[GrammarSyntax, ...] = ("gbnf", "lark")
+    syntaxes = frozenset(both if "grammar" in kinds else ())
+    return Capabilities(constraints=kinds, grammar_syntaxes=syntaxes, streaming=True, cached_tokens=True)
+
+
+class OpenAIEngine:
+    """A generic OpenAI-compatible server, attached by URL.
+
+    Args:
+        spec: The engine spec.
+        env: Run-level context (seed).
+        transport: httpx transport override (tests).
+    """
+
+    def __init__(
+        self, spec: OpenAIEngineSpec, env: EngineEnv, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.spec, self.env = spec, env
+        self.name = spec.name
+        self.capabilities = openai_capabilities(spec)
+        self.max_concurrency: int | None = None
+        self._program = HttpProgram(spec.name, spec.api, self._constraint, env.seed)
+        self._client = OpenAIClient(
+            ClientConfig(spec.name, spec.url.rstrip("/"), spec.request_timeout_s, spec.api_key_env), transport
+        )
+        self._facts: ServerFacts | None = None
+
+    def _constraint(self, gen: Gen) -> ConstraintPlan:
+        reason = self.capabilities.unsupported_reason(gen.constraint)
+        if reason is not None:
+            return ConstraintPlan(gen.constraint.kind, error=reason)
+        return vllm_constraint(gen)
+
+    def compile(self, item: WorkItem) -> Compiled:
+        """The JSON request bodies of ``item`` (pure)."""
+        model = self._facts.model if self._facts else (self.spec.model or "<served model>")
+        return self._program.compile(item, model)
+
+    async def start(self) -> EngineInfo:
+        """Open the connection pool and read the served model (and /version when present)."""
+        self._client.open()
+        try:
+            self._facts = facts = await self._client.discover(self.spec.model)
+        except BaseException:
+            await self._client.close()
+            raise
+        return EngineInfo(self.name, "openai", facts.model, facts.version, self.spec.url)
+
+    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
+        """Run every gen of ``item`` as streamed requests; failures become error records."""
+        if self._facts is None:
+            raise RuntimeError(f"engine '{self.name}' used before start()")
+        return await self._program.execute(self._client, self._facts.model, item, ctx)
+
+    async def metrics_snapshot(self) -> Snapshot | None:
+        """Generic servers have no known /metrics counters: always None."""
+        return None
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._client.close()

@@ -1,0 +1,196 @@
+"""vLLM through its OpenAI-compatible server, attached (``url``) or launched (``launch``).
+
+Constraints go on the wire the way vLLM >= 0.12 reads them: ``response_format`` with a
+strict ``json_schema``, and the ``structured_outputs`` extra body for regex, choice and
+grammar. The legacy ``guided_*`` fields are never sent: vLLM now ignores them silently,
+which would turn a constrained benchmark into an unconstrained one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+
+import httpx
+
+from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
+from structbench.engines.http import ClientConfig, OpenAIClient, ServerFacts
+from structbench.engines.http_program import ConstraintPlan, HttpProgram
+from structbench.engines.launch import ServerConfig, ServerProcess, command, free_port, server_env
+from structbench.engines.prom import Snapshot, scrape
+from structbench.engines.registry import EngineEnv
+from structbench.errors import UserError
+from structbench.ir import Gen, WorkItem
+from structbench.records import CallRecord
+from structbench.spec.engines import LaunchSpec, VllmEngineSpec
+
+VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+
+VLLM_CAPABILITIES = Capabilities(
+    constraints=frozenset({"none", "json_schema", "regex", "choice", "grammar"}),
+    grammar_syntaxes=frozenset({"gbnf", "lark"}),
+    streaming=True,
+    cached_tokens=True,
+)
+
+
+def vllm_constraint(gen: Gen) -> ConstraintPlan:
+    """Map a gen's constraint to vLLM request fields (see the module docstring)."""
+    c = gen.constraint
+    if c.kind == "none":
+        return ConstraintPlan("none")
+    if c.kind == "json_schema":
+        schema = json.loads(c.json_schema or "{}")
+        rf = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema, "strict": True}}
+        return ConstraintPlan("response_format.json_schema", (("response_format", rf),))
+    if c.kind == "regex":
+        return ConstraintPlan("structured_outputs.regex", (("structured_outputs", {"regex": c.regex}),))
+    if c.kind == "choice":
+        if gen.choice_strategy == "select":
+            return ConstraintPlan(
+                "select", error="unsupported: choice_strategy 'select' (logprob scoring) on vllm"
+            )
+        return ConstraintPlan(
+            "structured_outputs.choice", (("structured_outputs", {"choice": list(c.choices)}),)
+        )
+    if c.kind == "grammar":
+        # xgrammar takes GBNF; vLLM converts Lark itself when that is all the task has.
+        for syntax in ("gbnf", "lark"):
+            text = c.grammar(syntax)
+            if text:
+                return ConstraintPlan(
+                    f"structured_outputs.grammar.{syntax}", (("structured_outputs", {"grammar": text}),)
+                )
+        reason = VLLM_CAPABILITIES.unsupported_reason(c) or "unsupported: grammar without text"
+        return ConstraintPlan("structured_outputs.grammar", error=reason)
+    return ConstraintPlan(c.kind, error=f"unsupported: constraint '{c.kind}'")
+
+
+def launch_argv(launch: LaunchSpec, port: int, cache: str) -> tuple[str, ...]:
+    """The server command line for a launched vLLM (structbench's flags, then the user's)."""
+    args = [
+        "--model",
+        launch.model,
+        "--host",
+        launch.host,
+        "--port",
+        str(port),
+        "--enable-prompt-tokens-details",
+    ]
+    if cache == "off":
+        args.append("--no-enable-prefix-caching")
+    return command(launch.python, VLLM_SERVER_MODULE, [*args, *launch.args])
+
+
+class VllmEngine:
+    """A vLLM OpenAI-compatible server.
+
+    Args:
+        spec: The engine spec (``url`` to attach, or ``launch``).
+        env: Run-level context (workdir for the server log, seed).
+        extra_body: Fields added to every request body, for benchmarks (e.g.
+            ``{"ignore_eos": True}``); not part of the YAML spec on purpose.
+        transport: httpx transport override (tests).
+    """
+
+    def __init__(
+        self,
+        spec: VllmEngineSpec,
+        env: EngineEnv,
+        extra_body: Mapping[str, object] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if spec.url is None and spec.launch is None:
+            raise UserError(f"engine '{spec.name}': set either 'url' (attach) or 'launch'")
+        self.spec, self.env = spec, env
+        self.name = spec.name
+        self.capabilities = VLLM_CAPABILITIES
+        self.max_concurrency: int | None = None
+        self._transport = transport
+        self._program = HttpProgram(
+            spec.name, spec.api, vllm_constraint, env.seed, tuple((extra_body or {}).items())
+        )
+        self._client: OpenAIClient | None = None
+        self._server: ServerProcess | None = None
+        self._facts: ServerFacts | None = None
+
+    def compile(self, item: WorkItem) -> Compiled:
+        """The JSON request bodies of ``item`` (pure)."""
+        model = self._facts.model if self._facts else (self.spec.model or "<served model>")
+        return self._program.compile(item, model)
+
+    async def start(self) -> EngineInfo:
+        """Attach or launch, then read /version and /v1/models."""
+        url = self.spec.url
+        if url is None:
+            url = await self._launch()
+        self._client = OpenAIClient(
+            ClientConfig(self.name, url.rstrip("/"), self.spec.request_timeout_s, self.spec.api_key_env),
+            self._transport,
+        )
+        try:
+            self._client.open()
+            self._facts = facts = await self._client.discover(self.spec.model)
+        except BaseException:
+            await self.close()  # don't leave a launched server behind
+            raise
+        extra = [("launched", str(self._server is not None).lower()), ("cache", self.spec.cache)]
+        if facts.root:
+            extra.append(("root", facts.root))
+        if facts.max_model_len is not None:
+            extra.append(("max_model_len", str(facts.max_model_len)))
+        return EngineInfo(self.name, "vllm", facts.model, facts.version, url, tuple(extra))
+
+    async def _launch(self) -> str:
+        launch = self.spec.launch
+        assert launch is not None  # __init__ checked url or launch
+        port = launch.port or free_port(launch.host)
+        log = self.env.workdir / f"{self.name}-server.log"
+        self._server = ServerProcess(
+            ServerConfig(
+                name=self.name,
+                argv=launch_argv(launch, port, self.spec.cache),
+                log_path=log,
+                health_url=f"http://{launch.host}:{port}/health",
+                env=server_env(launch.env),
+                startup_timeout_s=launch.startup_timeout_s,
+            )
+        )
+        await self._server.start()
+        return f"http://{launch.host}:{port}"
+
+    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
+        """Run every gen of ``item`` as streamed requests; failures become error records."""
+        if self._client is None or self._facts is None:
+            raise RuntimeError(f"engine '{self.name}' used before start()")
+        return await self._program.execute(self._client, self._facts.model, item, ctx)
+
+    async def metrics_snapshot(self) -> Snapshot | None:
+        """Parse the server's /metrics (summed over labels); None when unavailable."""
+        if self._client is None:
+            return None
+        return await scrape(self._client.http)
+
+    async def reset_prefix_cache(self) -> bool:
+        """Ask the server to drop its prefix cache (for cache-off arms on attached servers).
+
+        vLLM exposes ``POST /reset_prefix_cache`` only in dev mode
+        (``VLLM_SERVER_DEV_MODE=1``); returns False when the server refuses.
+        """
+        if self._client is None:
+            return False
+        try:
+            resp = await self._client.http.post("/reset_prefix_cache")
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
+    async def close(self) -> None:
+        """Close connections and stop a launched server (SIGTERM, then SIGKILL)."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+        if self._server is not None:
+            server, self._server = self._server, None
+            await asyncio.to_thread(server.stop)

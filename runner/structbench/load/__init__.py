@@ -1,0 +1,1 @@
+"""Load generation: pure arrival schedules (:mod:`.arrivals`) and the asyncio driver (:mod:`.driver`)."""

@@ -1,0 +1,123 @@
+"""What the metric reductions take in, besides the records: typed views of the run folder."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPoint:
+    """One load point of a cell, as the manifest describes it."""
+
+    mode: str
+    concurrency: int | None = None
+    rate: float | None = None
+    label: str = ""
+
+    def display(self) -> str:
+        """Short human label: the manifest's label, else one built from the numbers."""
+        if self.label:
+            return self.label
+        if self.mode == "concurrency" and self.concurrency is not None:
+            return f"c={self.concurrency}"
+        if self.mode == "rate" and self.rate is not None:
+            return "rate=inf" if math.isinf(self.rate) else f"rate={self.rate:g}/s"
+        return self.mode
+
+    def x_value(self) -> float | None:
+        """The number that varies along a sweep (concurrency or rate), for plots."""
+        if self.mode == "concurrency":
+            return None if self.concurrency is None else float(self.concurrency)
+        if self.mode == "rate" and self.rate is not None and math.isfinite(self.rate):
+            return self.rate
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SLO:
+    """Service-level objectives in ms; None = not set."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    e2el_ms: float | None = None
+
+    @property
+    def any_set(self) -> bool:
+        """True when at least one objective is set (goodput is then defined)."""
+        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2el_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class CellInfo:
+    """Static facts about a cell, from the manifest.
+
+    Attributes:
+        cache_arm: "on"/"off" when the cell is one arm of a prefix-cache on/off
+            comparison (from the engine's ``extra.cache`` or a ``cache=on|off`` load
+            label), else None.
+        cache_pair: What the two arms of a comparison share (e.g. "vllm my-model" for
+            engines "vllm" and "vllm-nocache"); the cache plot pairs cells by it.
+    """
+
+    cell_id: str
+    engine: str
+    task: str
+    task_kind: str = ""
+    load: LoadPoint = LoadPoint("offline")
+    scorers: tuple[str, ...] = ()
+    canary: bool = False
+    cache_arm: str | None = None
+    cache_pair: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CellRuntime:
+    """What the runner wrote in ``cells/<id>/cell.json``; all optional for partial runs.
+
+    ``metrics_before``/``metrics_after`` are server ``/metrics`` counters, summed per
+    metric name.
+    """
+
+    status: str = "missing"
+    t_start: float | None = None
+    t_end: float | None = None
+    duration_s: float | None = None
+    n_items: int | None = None
+    metrics_before: tuple[tuple[str, float], ...] | None = None
+    metrics_after: tuple[tuple[str, float], ...] | None = None
+    peak_gpu_memory_mb: float | None = None
+    #: Peak RSS of the benchmark process (what the in-process engine uses).
+    peak_rss_mb: float | None = None
+    gpu_available: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryOptions:
+    """Run-wide settings of the reductions."""
+
+    slo: SLO = SLO()
+    bootstrap: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRow:
+    """An engine of the run, from the manifest."""
+
+    name: str
+    kind: str = ""
+    model: str = ""
+    version: str = ""
+    url: str = ""
+    extra: tuple[tuple[str, str], ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """A task of the run, from the manifest."""
+
+    name: str
+    kind: str = ""
+    scorers: tuple[str, ...] = ()
+    canary: bool = False

@@ -1,0 +1,1 @@
+"""Reports rebuilt from a run folder: summary.json, report.md, report.html, CSVs, comparisons."""

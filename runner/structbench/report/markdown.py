@@ -1,0 +1,70 @@
+"""``report.md``: the run header, one side-by-side table per task, and the notes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from structbench.metrics import RunSummary
+from structbench.report.tables import (
+    GLOSSARY,
+    Table,
+    canary_table,
+    field_table,
+    header_rows,
+    problems_table,
+    scores_table,
+    task_table,
+)
+
+
+def _cell(text: str) -> str:
+    # A pipe would end the cell; newlines would end the row.
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def render_table(t: Table, level: int = 3) -> str:
+    """A GitHub-flavoured markdown table with a heading and notes."""
+    lines = [f"{'#' * level} {t.title}", ""]
+    lines.append("| " + " | ".join(_cell(h) for h in t.headers) + " |")
+    lines.append("|" + "|".join("---:" if a == "r" else ":---" for a in t.align) + "|")
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in t.rows]
+    if t.notes:
+        lines += ["", *(f"- {_cell(n)}" for n in t.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def _task_sections(summary: RunSummary) -> list[str]:
+    parts = []
+    for task in summary.tasks_in_order():
+        if not summary.cells_of(task):
+            continue
+        parts.append(render_table(task_table(summary, task)))
+        for extra in (scores_table(summary, task), field_table(summary, task)):
+            if extra is not None:
+                parts.append(render_table(extra, level=4))
+    return parts
+
+
+def render_markdown(summary: RunSummary, plot_files: Sequence[tuple[str, str]] = ()) -> str:
+    """The whole ``report.md``.
+
+    Args:
+        summary: The run summary.
+        plot_files: ``(title, relative path)`` of PNGs written next to the report.
+    """
+    r = summary.run
+    out = [f"# structbench report: {r.suite}", ""]
+    out += [f"- **{k}**: {_cell(v)}" for k, v in header_rows(summary)]
+    out.append("")
+    if r.status not in ("complete",):
+        out += [f"> Run status is **{r.status}**: numbers cover only the calls that were recorded.", ""]
+    out += ["## Results per task", "", *_task_sections(summary)]
+    for extra in (canary_table(summary), problems_table(summary)):
+        if extra is not None:
+            out.append(render_table(extra, level=2))
+    if plot_files:
+        out += ["## Plots", ""]
+        out += [f"![{title}]({path})\n" for title, path in plot_files]
+    out += ["## What the columns mean", ""]
+    out += [f"- **{k}**: {v}" for k, v in GLOSSARY]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,264 @@
+"""run_suite(): YAML -> work items -> engines x cells -> records -> scores -> report.
+
+Read top to bottom, this is the whole pipeline (DESIGN.md "Data flow").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from structbench.engines.base import Engine
+from structbench.engines.registry import EngineEnv, create_engine
+from structbench.errors import UserError
+from structbench.ir import WorkItem, item_to_dict
+from structbench.kinds.registry import expand_task
+from structbench.load.arrivals import LoadPoint, load_points
+from structbench.load.driver import DriveConfig, DriveResult, drive
+from structbench.manifest import base_manifest, engine_info_dict, utc_stamp, write_json
+from structbench.memory import MemorySampler, gpu_baseline
+from structbench.progress import Progress
+from structbench.records import CallRecord, RecordWriter
+from structbench.report.build import build_report
+from structbench.report.summary import RunSummary
+from structbench.spec.engines import EngineSpec
+from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What the user asked for on the command line."""
+
+    suite: Path
+    results_root: Path = Path("results")
+    num_requests: int | None = None
+    seed: int | None = None
+    #: Only run these engine names (empty = all).
+    engines: tuple[str, ...] = ()
+    progress: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One engine x task x load point: the unit that writes its own sub-folder."""
+
+    cell_id: str
+    engine: str
+    task: str
+    point: LoadPoint
+
+    def to_dict(self) -> dict[str, Any]:
+        """Manifest form."""
+        p = self.point
+        load = {"mode": p.mode, "concurrency": p.concurrency, "rate": p.rate, "label": p.label}
+        return {"cell_id": self.cell_id, "engine": self.engine, "task": self.task, "load": load}
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What a finished (or interrupted) run produced."""
+
+    run_dir: Path
+    summary: RunSummary
+    failed_cells: tuple[str, ...]
+    interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _CellCtx:
+    sink: Callable[[list[CallRecord]], None]
+    bar: Progress
+    seed: int
+    warmup: int
+    gpu_baseline: tuple[int, ...]
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """Engines backed by a server with Prometheus /metrics."""
+
+    async def metrics_snapshot(self) -> dict[str, float] | None:
+        """Counters summed per metric name, or None when unavailable."""
+        ...
+
+
+def run_suite(opts: RunOptions) -> RunOutcome:
+    """Run a suite end to end and write its results folder."""
+    suite = load_suite(opts.suite)
+    seed = suite.spec.seed if opts.seed is None else opts.seed
+    engines = _select_engines(suite, opts.engines)
+    items = plan_items(suite, seed, opts.num_requests or suite.spec.load.num_requests)
+    cells = plan_cells(suite, engines)
+    run_dir = _new_run_dir(opts.results_root, suite.spec.name)
+    manifest = _initial_manifest(suite, run_dir, seed, cells)
+    write_json(run_dir / "manifest.json", manifest)
+    _write_items(run_dir / "items.jsonl", items)
+    interrupted, failed = asyncio.run(
+        _run_engines(engines, cells, items, run_dir, manifest, (seed, suite.spec.load.warmup, opts.progress))
+    )
+    manifest["status"] = "interrupted" if interrupted else ("partial" if failed else "complete")
+    manifest["failed_cells"] = list(failed)
+    write_json(run_dir / "manifest.json", manifest)
+    summary = build_report(run_dir)
+    return RunOutcome(run_dir, summary, tuple(failed), interrupted)
+
+
+def plan_items(suite: LoadedSuite, seed: int, num_requests: int | None) -> dict[str, list[WorkItem]]:
+    """Expand every task into work items with its own seeded RNG (stable per task name)."""
+    return {
+        t.spec.name: expand_task(t, random.Random(f"{seed}:{t.spec.name}"), num_requests) for t in suite.tasks
+    }
+
+
+def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec]) -> list[Cell]:
+    """Every engine x task x load point, in run order (engine-major, so each engine starts once)."""
+    points = load_points(suite.spec.load)
+    return [
+        Cell(f"{e.name}.{t.spec.name}.{p.label}", e.name, t.spec.name, p)
+        for e in engines
+        for t in suite.tasks
+        for p in points
+    ]
+
+
+def _select_engines(suite: LoadedSuite, names: Sequence[str]) -> list[EngineSpec]:
+    if not names:
+        return list(suite.spec.engines)
+    known = {e.name for e in suite.spec.engines}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(
+            f"{suite.path}: no engine named {', '.join(unknown)} (have: {', '.join(sorted(known))})"
+        )
+    return [e for e in suite.spec.engines if e.name in names]
+
+
+def _new_run_dir(root: Path, suite_name: str) -> Path:
+    run_dir = root / suite_name / f"{utc_stamp()}_{secrets.token_hex(3)}"
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        (run_dir / "cells").mkdir()
+    except OSError as e:
+        raise UserError(f"cannot create results folder {run_dir}: {e.strerror}") from e
+    return run_dir
+
+
+def _initial_manifest(suite: LoadedSuite, run_dir: Path, seed: int, cells: Sequence[Cell]) -> dict[str, Any]:
+    m = base_manifest(run_dir.name, suite.spec.name, seed, resolved_dict(suite), suite.path.parent)
+    m["tasks"] = {
+        t.spec.name: {
+            "kind": t.spec.kind,
+            "scorers": list(t.spec.scorers),
+            "canary": bool(getattr(t.spec, "canary", False)),
+            "path": str(t.path),
+        }
+        for t in suite.tasks
+    }
+    s = suite.spec
+    m["options"] = {
+        "schema_timeout_s": s.schema_timeout_s,
+        "bootstrap": s.bootstrap,
+        "slo": s.slo.model_dump(),
+    }
+    m["cells"] = [c.to_dict() for c in cells]
+    return m
+
+
+def _write_items(path: Path, items: dict[str, list[WorkItem]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for task, its in items.items():
+            for it in its:
+                fh.write(json.dumps({"task": task, "item": item_to_dict(it)}, ensure_ascii=False) + "\n")
+
+
+async def _run_engines(
+    engines: Sequence[EngineSpec],
+    cells: Sequence[Cell],
+    items: dict[str, list[WorkItem]],
+    run_dir: Path,
+    manifest: dict[str, Any],
+    knobs: tuple[int, int, bool],
+) -> tuple[bool, list[str]]:
+    """Start each engine once, run its cells, always close it. Returns (interrupted, failed cells)."""
+    seed, warmup, show = knobs
+    _cancel_on_sigterm()
+    failed: list[str] = []
+    with RecordWriter(run_dir / "requests.jsonl") as writer, Progress(enabled=show) as bar:
+        for spec in engines:
+            engine = create_engine(spec, EngineEnv(workdir=run_dir / "engines" / spec.name, seed=seed))
+            ctx = _CellCtx(writer.write_all, bar, seed, warmup, gpu_baseline())
+            try:
+                info = await engine.start()
+                manifest["engines"][spec.name] = engine_info_dict(info)
+                write_json(run_dir / "manifest.json", manifest)
+                for cell in (c for c in cells if c.engine == spec.name):
+                    res = await _run_cell(engine, cell, items[cell.task], run_dir, ctx)
+                    if res.interrupted:
+                        return True, failed
+                    if res.timed_out or res.n_errors:
+                        failed.append(cell.cell_id)
+            except asyncio.CancelledError:
+                return True, failed
+            finally:
+                await engine.close()
+    return False, failed
+
+
+async def _run_cell(
+    engine: Engine,
+    cell: Cell,
+    items: list[WorkItem],
+    run_dir: Path,
+    ctx: _CellCtx,
+) -> DriveResult:
+    cell_dir = run_dir / "cells" / cell.cell_id
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    warm = [replace(it, item_id=f"{it.item_id}~warmup{i}") for i, it in enumerate(items[: ctx.warmup])]
+    before = await _metrics(engine)
+    tick = ctx.bar.add_cell(cell.cell_id, len(warm) + len(items))
+    cfg = DriveConfig(cell_id=cell.cell_id, seed=ctx.seed, warmup=len(warm), on_item_done=tick)
+    with MemorySampler(ctx.gpu_baseline) as mem:
+        res = await drive(engine, warm + items, cell.point, cfg, ctx.sink)
+    after = await _metrics(engine)
+    status = "interrupted" if res.interrupted else "timed_out" if res.timed_out else "complete"
+    write_json(
+        cell_dir / "cell.json",
+        {
+            **cell.to_dict(),
+            "t_start": res.t_start,
+            "t_end": res.t_end,
+            "duration_s": res.t_end - res.t_start,
+            "status": status,
+            "n_items": res.n_items,
+            "n_records": res.n_records,
+            "n_errors": res.n_errors,
+            "metrics_before": before,
+            "metrics_after": after,
+            "memory": mem.report.to_dict(),
+        },
+    )
+    return res
+
+
+async def _metrics(engine: Engine) -> dict[str, float] | None:
+    if isinstance(engine, MetricsSource):
+        return await engine.metrics_snapshot()
+    return None
+
+
+def _cancel_on_sigterm() -> None:
+    """SIGTERM cancels the run like Ctrl-C does, so servers stop and the folder stays consistent."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is not None:
+        # Not available off the main thread or on some platforms: Ctrl-C still works there.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)

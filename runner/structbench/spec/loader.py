@@ -1,0 +1,215 @@
+"""Load a suite (or a task) YAML and everything it references, validated completely.
+
+Every problem raises one :class:`~structbench.errors.SpecError` that reads
+``tasks/json/invoice.yaml:14:5: scorers[1]: unknown scorer 'schema_vald'``, before any
+engine is touched. Files named in a suite or task resolve relative to the file that
+names them and must stay inside the project root (see :mod:`structbench.spec.paths`).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from structbench.datasets import DatasetError, load_rows
+from structbench.errors import SpecError
+from structbench.ir import GrammarSyntax
+from structbench.spec.checks import (
+    Refs,
+    check_choices,
+    check_name,
+    check_regex,
+    check_rows,
+    check_scorers,
+    check_templates,
+    load_grammars,
+    load_schema,
+)
+from structbench.spec.marks import MarkedDoc, parse_yaml
+from structbench.spec.paths import display_path, find_root
+from structbench.spec.resolved import resolved_dict
+from structbench.spec.suite import SuiteSpec
+from structbench.spec.tasks import (
+    ChoiceTaskSpec,
+    FanoutTaskSpec,
+    GrammarTaskSpec,
+    JsonTaskSpec,
+    RegexTaskSpec,
+    TaskSpec,
+)
+from structbench.spec.validate import validate
+
+__all__ = ["LoadedSuite", "LoadedTask", "load_path", "load_suite", "load_task", "resolved_dict"]
+
+_SUITE: TypeAdapter[SuiteSpec] = TypeAdapter(SuiteSpec)
+_TASK: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedTask:
+    """A validated task with its referenced files read.
+
+    Attributes:
+        spec: The task spec.
+        path: The task file.
+        rows: Data rows after shuffling, limit and field mapping (at least one).
+        schema: The JSON schema of a json task, else None.
+        grammars: Grammar text per syntax of a grammar task, else empty.
+        prefix_text: The shared-prefix document of a fan-out task, if it names one.
+    """
+
+    spec: TaskSpec
+    path: Path
+    rows: tuple[dict[str, Any], ...]
+    schema: dict[str, Any] | None
+    grammars: tuple[tuple[GrammarSyntax, str], ...]
+    prefix_text: str | None
+
+    def __str__(self) -> str:
+        return (
+            f"task '{self.spec.name}' ({self.spec.kind}, {len(self.rows)} rows) in {display_path(self.path)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSuite:
+    """A validated suite and its loaded tasks, in the suite's order."""
+
+    spec: SuiteSpec
+    path: Path
+    tasks: tuple[LoadedTask, ...]
+
+    def __str__(self) -> str:
+        engines = ", ".join(e.name for e in self.spec.engines)
+        tasks = ", ".join(f"{t.spec.name} ({t.spec.kind}, {len(t.rows)} rows)" for t in self.tasks)
+        return f"suite '{self.spec.name}' in {display_path(self.path)}: engines {engines}; tasks {tasks}"
+
+
+def load_suite(path: str | Path) -> LoadedSuite:
+    """Load and validate a suite and every task it names.
+
+    Raises:
+        SpecError: On the first problem found, located in the file that has it.
+    """
+    path = Path(path)
+    root = find_root(path.parent)
+    doc = _read_doc(path, "suite")
+    spec = validate(_SUITE, doc)
+    check_name(doc, ("name",), spec.name)
+    _check_engines(doc, spec)
+    refs = Refs(doc, path.parent, root)
+    tasks: list[LoadedTask] = []
+    for i, ref in enumerate(spec.tasks):
+        task = load_task(refs.file(("tasks", i), ref), seed=spec.seed, root=root)
+        for j, other in enumerate(tasks):
+            if other.spec.name == task.spec.name:
+                where = "listed twice" if other.path == task.path else f"also in {display_path(other.path)}"
+                raise doc.error(("tasks", i), f"duplicate task name '{task.spec.name}' ({where}, tasks[{j}])")
+        tasks.append(task)
+    return LoadedSuite(spec, path, tuple(tasks))
+
+
+def load_task(path: str | Path, *, seed: int = 0, root: Path | None = None) -> LoadedTask:
+    """Load and validate one task file: its data rows, schema, grammars, templates.
+
+    Args:
+        path: The task YAML.
+        seed: Seeds the dataset shuffle (with the task name, so tasks shuffle
+            independently of their order in the suite).
+        root: Project root that referenced files must stay in (found from ``path``
+            when None).
+
+    Raises:
+        SpecError: On the first problem found.
+    """
+    path = Path(path)
+    doc = _read_doc(path, "task")
+    spec = validate(_TASK, doc)
+    refs = Refs(doc, path.parent, root or find_root(path.parent))
+    check_name(doc, ("name",), spec.name)
+    if "scorers" in doc.data:
+        check_scorers(doc, spec.scorers)
+    _check_patterns(doc, spec)
+    rows = _load_rows(refs, spec, seed)
+    schema = load_schema(refs, spec) if isinstance(spec, JsonTaskSpec) else None
+    grammars = load_grammars(refs, spec) if isinstance(spec, GrammarTaskSpec) else ()
+    prefix = None
+    if isinstance(spec, FanoutTaskSpec) and spec.prefix_file is not None:
+        prefix = refs.text(("prefix_file",), spec.prefix_file)[1]
+    check_rows(doc, spec, rows[0])
+    check_templates(doc, spec, rows[0])
+    return LoadedTask(spec, path, tuple(rows), schema, grammars, prefix)
+
+
+def load_path(path: str | Path) -> LoadedSuite | LoadedTask:
+    """Load a suite, or a task when the file has a top-level ``kind`` (for ``validate``)."""
+    doc = _read_doc(Path(path), "suite or task")
+    return load_task(path) if "kind" in doc.data else load_suite(path)
+
+
+def _read_doc(path: Path, what: str) -> MarkedDoc:
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(shown, 0, 0, "", "file not found") from None
+    except IsADirectoryError:
+        raise SpecError(shown, 0, 0, "", f"is a folder, not a {what} file") from None
+    except UnicodeDecodeError:
+        raise SpecError(shown, 0, 0, "", "not UTF-8 text") from None
+    except OSError as e:
+        raise SpecError(shown, 0, 0, "", f"cannot read: {e.strerror}") from None
+    doc = parse_yaml(text, shown)
+    if not isinstance(doc.data, dict):
+        got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise SpecError(shown, 1, 1, "", f"a {what} file must be a mapping of fields, got {got}")
+    return doc
+
+
+def _check_engines(doc: MarkedDoc, spec: SuiteSpec) -> None:
+    seen: dict[str, int] = {}
+    for i, engine in enumerate(spec.engines):
+        check_name(doc, ("engines", i, "name"), engine.name)
+        if engine.name in seen:
+            first = seen[engine.name]
+            msg = f"duplicate engine name '{engine.name}' (engines[{first}] has it; give each a name)"
+            raise doc.error(("engines", i, "name"), msg)
+        seen[engine.name] = i
+        key_env = None if engine.kind == "embedded" else engine.api_key_env
+        if key_env is not None and not _ENV_NAME.fullmatch(key_env):
+            # Refuse what looks like a key pasted in: the spec goes into the manifest.
+            raise doc.error(
+                ("engines", i, "api_key_env"),
+                "must name an environment variable (e.g. OPENAI_API_KEY), not hold a key",
+            )
+
+
+def _check_patterns(doc: MarkedDoc, spec: TaskSpec) -> None:
+    if isinstance(spec, RegexTaskSpec):
+        check_regex(doc, ("regex",), spec.regex)
+    elif isinstance(spec, GrammarTaskSpec) and spec.match_regex is not None:
+        check_regex(doc, ("match_regex",), spec.match_regex)
+    elif isinstance(spec, ChoiceTaskSpec):
+        check_choices(doc, spec)
+
+
+def _load_rows(refs: Refs, spec: TaskSpec, seed: int) -> list[dict[str, Any]]:
+    ds = spec.dataset
+    # Resolve here first, so a missing or escaping file is reported at its YAML node.
+    if ds.path is not None:
+        refs.file(("dataset", "path"), ds.path)
+    if isinstance(ds.data_files, str):
+        refs.file(("dataset", "data_files"), ds.data_files)
+    elif ds.data_files is not None:
+        for i, f in enumerate(ds.data_files):
+            refs.file(("dataset", "data_files", i), f)
+    try:
+        return load_rows(ds, refs.base_dir, random.Random(f"{seed}:{spec.name}"))
+    except DatasetError as e:
+        raise refs.doc.error(("dataset", *e.field), e.message) from None

@@ -1,0 +1,116 @@
+"""Small statistics helpers: percentiles and bootstrap confidence intervals.
+
+Everything is deterministic: randomness comes from a seed the caller passes in, so a
+rebuilt report shows the very same intervals as the first one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Cap on resample-matrix elements built at once, so a large cell can't blow memory.
+_CHUNK_ELEMENTS = 2_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    """Summary of a sample of one latency-like quantity (vLLM bench naming).
+
+    All fields are None when the sample is empty.
+    """
+
+    n: int
+    mean: float | None = None
+    median: float | None = None
+    std: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+
+
+EMPTY_DISTRIBUTION = Distribution(n=0)
+
+
+def describe(values: Sequence[float]) -> Distribution:
+    """Mean, median, population std, p90 and p99 (linear interpolation, as numpy).
+
+    Args:
+        values: The sample; may be empty.
+
+    Returns:
+        The summary, or :data:`EMPTY_DISTRIBUTION` when ``values`` is empty.
+    """
+    if not values:
+        return EMPTY_DISTRIBUTION
+    a = np.asarray(values, dtype=np.float64)
+    p90, p99 = np.percentile(a, [90.0, 99.0])
+    return Distribution(
+        n=int(a.size),
+        mean=float(a.mean()),
+        median=float(np.median(a)),
+        std=float(a.std()),
+        p90=float(p90),
+        p99=float(p99),
+    )
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0..100) with linear interpolation, or None if empty."""
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def derive_seed(seed: int, *labels: str) -> int:
+    """A stable per-purpose seed: the same (seed, labels) always gives the same value.
+
+    Python's ``hash`` is salted per process, so a CRC is used instead; this keeps a
+    cell's interval independent of how many other cells the run has.
+    """
+    crc = zlib.crc32("\x1f".join(labels).encode("utf-8"))
+    return (seed * 1_000_003 + crc) % (2**63)
+
+
+def bootstrap_ci(
+    values: Sequence[float], n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap confidence interval for the mean of ``values``.
+
+    Args:
+        values: Per-call scores, usually 0/1 (a rate) or fractions in [0, 1].
+        n_resamples: Number of bootstrap resamples; 0 disables the interval.
+        seed: Seed for ``numpy.random.default_rng``.
+        level: Coverage, e.g. 0.95.
+
+    Returns:
+        ``(low, high)``, or None when there are no values or no resamples.
+    """
+    n = len(values)
+    if n == 0 or n_resamples <= 0:
+        return None
+    a = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    if bool(np.all((a == 0.0) | (a == 1.0))):
+        # For 0/1 data, the count of ones in a resample is exactly Binomial(n, p):
+        # the same distribution as index resampling, in O(n_resamples).
+        means = rng.binomial(n, float(a.mean()), size=n_resamples) / n
+    else:
+        means = _resampled_means(a, n_resamples, rng)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def _resampled_means(a: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_resamples`` with-replacement resamples, built in bounded chunks."""
+    n = a.size
+    rows = max(1, _CHUNK_ELEMENTS // n)
+    out = np.empty(n_resamples, dtype=np.float64)
+    for start in range(0, n_resamples, rows):
+        stop = min(n_resamples, start + rows)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = a[idx].mean(axis=1)
+    return out

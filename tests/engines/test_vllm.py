@@ -1,0 +1,215 @@
+"""VllmEngine without a server: constraint mapping, compile, attach, launch errors (fakes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from structbench.engines.base import ExecContext
+from structbench.engines.registry import EngineEnv
+from structbench.engines.vllm import VllmEngine, launch_argv, vllm_constraint
+from structbench.errors import UserError
+from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.spec.engines import LaunchSpec, VllmEngineSpec
+
+SCHEMA = json.dumps(
+    {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, sort_keys=True
+)
+CONSTRAINTS = {
+    "none": Constraint(),
+    "json_schema": Constraint("json_schema", json_schema=SCHEMA),
+    "regex": Constraint("regex", regex=r"\d{3}"),
+    "choice": Constraint("choice", choices=("yes", "no")),
+    "gbnf": Constraint("grammar", grammars=(("gbnf", 'root ::= "a" | "b"'),)),
+    "lark": Constraint("grammar", grammars=(("lark", 'start: "a" | "b"'),)),
+}
+
+METRICS = """# HELP vllm:prefix_cache_hits_total hits
+# TYPE vllm:prefix_cache_hits_total counter
+vllm:prefix_cache_hits_total{engine="0",model_name="m"} 64.0
+vllm:prefix_cache_queries_total{engine="0",model_name="m"} 128.0
+"""
+
+
+def _item(*constraints: Constraint, strategy: str = "constrained") -> WorkItem:
+    turns = tuple(
+        Turn(f"q{i}", Gen(f"g{i}", c, max_tokens=4, choice_strategy=strategy))  # type: ignore[arg-type]
+        for i, c in enumerate(constraints)
+    )
+    return WorkItem("t/0", "t", "json", (Message("system", "sys"),), (Branch(turns),))
+
+
+class FakeVllm:
+    """A scripted vLLM server: /v1/models, /version, /metrics and streaming chat."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def __call__(self, req: httpx.Request) -> httpx.Response:
+        path = req.url.path
+        if path == "/v1/models":
+            return httpx.Response(
+                200, json={"data": [{"id": "smol", "root": "/ckpt", "max_model_len": 2048}]}
+            )
+        if path == "/version":
+            return httpx.Response(200, json={"version": "0.32.0"})
+        if path == "/metrics":
+            return httpx.Response(200, text=METRICS)
+        self.bodies.append(json.loads(req.content))
+        chunks = [
+            {"choices": [{"delta": {"content": "7"}, "finish_reason": "stop"}]},
+            {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 1}},
+        ]
+        text = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, content=text.encode())
+
+
+def _engine(tmp_path: Path, fake: FakeVllm, **kw: Any) -> VllmEngine:
+    return VllmEngine(
+        VllmEngineSpec(url="http://fake:8000"),
+        EngineEnv(tmp_path, seed=3),
+        transport=httpx.MockTransport(fake),
+        **kw,
+    )
+
+
+def _keys(obj: object) -> list[str]:
+    if isinstance(obj, dict):
+        return [k for k, v in obj.items() for k in (k, *_keys(v))]
+    if isinstance(obj, list):
+        return [k for v in obj for k in _keys(v)]
+    return []
+
+
+def test_constraint_mapping() -> None:
+    plan = vllm_constraint(Gen("g", CONSTRAINTS["json_schema"]))
+    assert plan.strategy == "response_format.json_schema"
+    assert dict(plan.fields)["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": json.loads(SCHEMA), "strict": True},
+    }
+    assert dict(vllm_constraint(Gen("g", CONSTRAINTS["regex"])).fields) == {
+        "structured_outputs": {"regex": r"\d{3}"}
+    }
+    plan = vllm_constraint(Gen("g", CONSTRAINTS["choice"]))
+    assert plan.strategy == "structured_outputs.choice"
+    assert dict(plan.fields) == {"structured_outputs": {"choice": ["yes", "no"]}}
+    plan = vllm_constraint(Gen("g", CONSTRAINTS["lark"]))
+    assert dict(plan.fields) == {"structured_outputs": {"grammar": 'start: "a" | "b"'}}
+    both = Constraint("grammar", grammars=(("lark", "start: x"), ("gbnf", "root ::= x")))
+    assert dict(vllm_constraint(Gen("g", both)).fields) == {"structured_outputs": {"grammar": "root ::= x"}}
+    assert vllm_constraint(Gen("g")).fields == ()
+    sel = vllm_constraint(Gen("g", CONSTRAINTS["choice"], choice_strategy="select"))
+    assert sel.error is not None and sel.error.startswith("unsupported:")
+
+
+def test_execute_never_sends_guided_fields(tmp_path: Path) -> None:
+    fake = FakeVllm()
+
+    async def go() -> list[Any]:
+        eng = _engine(tmp_path, fake)
+        await eng.start()
+        recs = await eng.execute(_item(*CONSTRAINTS.values()), ExecContext("c", lambda: 0.0, 0.0))
+        await eng.close()
+        return recs
+
+    recs = asyncio.run(go())
+    assert len(fake.bodies) == len(CONSTRAINTS) and all(r.ok for r in recs)
+    assert not [k for b in fake.bodies for k in _keys(b) if k.startswith("guided_")]
+    assert [r.strategy for r in recs] == [
+        "none",
+        "response_format.json_schema",
+        "structured_outputs.regex",
+        "structured_outputs.choice",
+        "structured_outputs.grammar.gbnf",
+        "structured_outputs.grammar.lark",
+    ]
+    assert all(b["model"] == "smol" for b in fake.bodies)
+
+
+def test_select_is_recorded_unsupported_and_not_sent(tmp_path: Path) -> None:
+    fake = FakeVllm()
+
+    async def go() -> list[Any]:
+        eng = _engine(tmp_path, fake)
+        await eng.start()
+        recs = await eng.execute(
+            _item(CONSTRAINTS["choice"], strategy="select"), ExecContext("c", lambda: 0.0, 0.0)
+        )
+        await eng.close()
+        return recs
+
+    [rec] = asyncio.run(go())
+    assert rec.unsupported and rec.t_sent is None and fake.bodies == []
+
+
+def test_start_attach_info_metrics_and_extra_body(tmp_path: Path) -> None:
+    fake = FakeVllm()
+
+    async def go() -> tuple[Any, Any]:
+        eng = _engine(tmp_path, fake, extra_body={"ignore_eos": True})
+        info = await eng.start()
+        snap = await eng.metrics_snapshot()
+        await eng.execute(_item(Constraint()), ExecContext("c", lambda: 0.0, 0.0))
+        await eng.close()
+        return info, snap
+
+    info, snap = asyncio.run(go())
+    assert (info.kind, info.model, info.version, info.url) == ("vllm", "smol", "0.32.0", "http://fake:8000")
+    assert ("max_model_len", "2048") in info.extra and ("launched", "false") in info.extra
+    assert snap == {"vllm:prefix_cache_hits_total": 64.0, "vllm:prefix_cache_queries_total": 128.0}
+    assert fake.bodies[0]["ignore_eos"] is True
+
+
+def test_compile_shows_bodies_with_placeholders(tmp_path: Path) -> None:
+    eng = _engine(tmp_path, FakeVllm())
+    c = eng.compile(
+        _item(
+            CONSTRAINTS["json_schema"],
+            CONSTRAINTS["regex"],
+            Constraint("choice", choices=("a",)),
+            strategy="constrained",
+        )
+    )
+    assert c.strategies == (
+        "response_format.json_schema",
+        "structured_outputs.regex",
+        "structured_outputs.choice",
+    )
+    assert '"<previous answer>"' in c.source and '"response_format"' in c.source
+    assert "guided_" not in c.source and "<served model>" in c.source
+    # Each body parses as JSON after its comment header.
+    bodies = [json.loads(chunk.split("\n", 1)[1]) for chunk in c.source.strip().split("\n\n# ") if chunk]
+    assert [b["messages"][-1]["content"] for b in bodies] == ["q0", "q1", "q2"]
+    assert bodies[2]["messages"][2] == {"role": "assistant", "content": "<previous answer>"}
+
+
+def test_launch_argv() -> None:
+    launch = LaunchSpec(model="/ckpt", python="/venv/bin/python", args=("--dtype", "float32"), port=9)
+    argv = launch_argv(launch, 8123, "off")
+    assert argv[:3] == ("/venv/bin/python", "-m", "vllm.entrypoints.openai.api_server")
+    assert "--enable-prompt-tokens-details" in argv and "--no-enable-prefix-caching" in argv
+    assert argv[-2:] == ("--dtype", "float32")
+    assert argv[argv.index("--port") + 1] == "8123"
+    assert "--no-enable-prefix-caching" not in launch_argv(launch, 1, "on")
+
+
+def test_needs_url_or_launch(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="url"):
+        VllmEngine(VllmEngineSpec(), EngineEnv(tmp_path))
+
+
+def test_launch_failure_names_the_log(tmp_path: Path) -> None:
+    # This interpreter has no vllm module, so the "server" exits at once.
+    spec = VllmEngineSpec(name="v", launch=LaunchSpec(model="m", python=sys.executable, startup_timeout_s=60))
+    eng = VllmEngine(spec, EngineEnv(tmp_path))
+    with pytest.raises(UserError) as err:
+        asyncio.run(eng.start())
+    msg = str(err.value)
+    assert str(tmp_path / "v-server.log") in msg and "No module named" in msg and "\n" not in msg

@@ -1,0 +1,274 @@
+"""The LLM-judge pass and the ``judge`` scorer, with a scripted fake judge engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
+from structbench.ir import Branch, ConstraintKind, Gen, Message, Turn, WorkItem, item_to_dict
+from structbench.records import CallRecord, RecordWriter
+from structbench.scoring.base import ScoreOptions
+from structbench.scoring.judge import (
+    GRADE_REGEX,
+    JudgeConfig,
+    JudgeScore,
+    grades_by_record,
+    judge,
+    judge_records,
+    judged_tasks,
+    mean_grade_per_category,
+    mean_grade_per_turn,
+    parse_grade,
+    read_judge,
+    run_judge_pass,
+)
+
+
+@dataclass
+class FakeJudge:
+    """Answers every gen with a scripted text; remembers what it was asked."""
+
+    reply: str = "[[7]]"
+    regex: bool = True
+    fail: str | None = None
+    explode: bool = False
+    name: str = "fake-judge"
+    max_concurrency: int | None = 2
+    seen: list[WorkItem] = field(default_factory=list)
+    capabilities: Capabilities = field(init=False)
+
+    def __post_init__(self) -> None:
+        kinds: frozenset[ConstraintKind] = frozenset({"none", "regex"} if self.regex else {"none"})
+        self.capabilities = Capabilities(constraints=kinds)
+
+    def compile(self, item: WorkItem) -> Compiled:
+        return Compiled(self.name, item.item_id, "")
+
+    async def start(self) -> EngineInfo:
+        return EngineInfo(self.name, "fake", "fake")
+
+    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
+        self.seen.append(item)
+        if self.explode:
+            raise RuntimeError("boom")
+        await asyncio.sleep(0)
+        return [
+            CallRecord(
+                cell_id=ctx.cell_id,
+                engine=self.name,
+                task=item.task,
+                item_id=item.item_id,
+                branch=b,
+                turn=t,
+                gen_name=g.name,
+                constraint=g.constraint.kind,
+                error=self.fail,
+                text="it is fine" if g.name == "rationale" else self.reply,
+            )
+            for b, t, g in item.gens()
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+ITEM = WorkItem(
+    item_id="mt/101",
+    task="mt",
+    kind="chat",
+    prefix=(),
+    branches=(
+        Branch(
+            (
+                Turn("What is 2+3?", Gen("turn0", reference="5")),
+                Turn("Double it.", Gen("turn1", reference="10")),
+            )
+        ),
+    ),
+    meta=(("category", "math"), ("question_id", "101")),
+)
+
+
+def _rec(turn: int, text: str, **kw: object) -> CallRecord:
+    base: dict[str, object] = dict(
+        cell_id="emb.mt.c4", engine="emb", task="mt", item_id="mt/101", branch=0, turn=turn,
+        gen_name=f"turn{turn}", constraint="none", text=text,
+    )  # fmt: skip
+    base.update(kw)
+    return CallRecord(**base)  # type: ignore[arg-type]
+
+
+RECORDS = [
+    _rec(0, "2+3 = 5."),
+    _rec(1, "That gives 10."),
+    _rec(0, "warm", warmup=True, item_id="mt/101~warmup0"),
+    _rec(0, "", error="http 500", cell_id="emb.mt.c8"),
+    _rec(0, "other task", task="json"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "grade"),
+    [
+        ("[[7]]", 7),
+        ("[[10]]", 10),
+        ("[[1]]", 1),
+        ("Rating: [[ 8 ]] overall", 8),
+        ("[[7.6]]", 8),
+        ("[[0]]", None),
+        ("[[11]]", None),
+        ("seven out of ten", None),
+        ("", None),
+    ],
+)
+def test_parse_grade(text: str, grade: int | None) -> None:
+    assert parse_grade(text) == grade
+
+
+def test_grade_regex_admits_only_1_to_10() -> None:
+    ok = [f"[[{n}]]" for n in range(1, 11)]
+    assert all(re.fullmatch(GRADE_REGEX, s) for s in ok)
+    assert not any(re.fullmatch(GRADE_REGEX, s) for s in ["[[0]]", "[[11]]", "[[05]]", "[7]", "[[7]] "])
+
+
+def test_judge_pass_grades_answered_turns(tmp_path: Path) -> None:
+    eng = FakeJudge()
+    out = tmp_path / "judge.jsonl"
+    cfg = JudgeConfig(tasks=frozenset({"mt"}))
+    scores = asyncio.run(judge_records(RECORDS, [ITEM], eng, out, cfg))
+    # Warm-up, failed and other-task records are not judged.
+    assert [(s.turn, s.grade, s.category, s.constrained, s.error) for s in scores] == [
+        (0, 7, "math", True, None),
+        (1, 7, "math", True, None),
+    ]
+    first, second = (it.branches[0].turns[-1] for it in eng.seen[:2])
+    assert first.gen.constraint.kind == "regex" and first.gen.constraint.regex == GRADE_REGEX
+    assert "[Reference answer]\n5" in first.user and "2+3 = 5." in first.user
+    assert "[Earlier turns]" not in first.user
+    # Turn 1 is graded with the conversation so far and its own reference.
+    assert "User: What is 2+3?\nAssistant: 2+3 = 5." in second.user
+    assert "[Last question]\nDouble it." in second.user and "[Reference answer]\n10" in second.user
+    assert all(it.kind == "judge" and it.prefix[0].role == "system" for it in eng.seen)
+    assert sorted(read_judge(out), key=lambda s: s.turn) == scores
+
+
+def test_run_judge_pass_reads_the_run_folder(tmp_path: Path) -> None:
+    with (tmp_path / "items.jsonl").open("w") as fh:
+        fh.write(json.dumps({"task": "mt", "item": item_to_dict(ITEM)}) + "\n")
+    with RecordWriter(tmp_path / "requests.jsonl") as w:
+        w.write_all(RECORDS)
+    scores = asyncio.run(run_judge_pass(tmp_path, FakeJudge(reply="[[9]]"), ["mt"]))
+    assert [(s.turn, s.grade) for s in scores] == [(0, 9), (1, 9)]
+    assert len(read_judge(tmp_path / "judge.jsonl")) == 2
+    assert asyncio.run(run_judge_pass(tmp_path, FakeJudge(), ["other"])) == []
+
+
+def test_unconstrained_judge_parses_free_text() -> None:
+    eng = FakeJudge(reply="I would give it [[ 6 ]].", regex=False)
+    scores = asyncio.run(judge_records(RECORDS[:1], [ITEM], eng))
+    assert scores[0].grade == 6 and not scores[0].constrained
+    assert eng.seen[0].branches[0].turns[0].gen.constraint.kind == "none"
+
+
+def test_judge_failures_become_verdicts_without_grade() -> None:
+    failed = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(fail="timeout")))
+    assert failed[0].grade is None and failed[0].error == "timeout"
+    raised = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(explode=True)))
+    assert raised[0].grade is None and raised[0].error == "RuntimeError: boom"
+    junk = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(reply="great")))
+    assert junk[0].grade is None and junk[0].error is not None and "no [[N]]" in junk[0].error
+
+
+def test_explain_mode_asks_rationale_first() -> None:
+    eng = FakeJudge()
+    scores = asyncio.run(judge_records(RECORDS[:1], [ITEM], eng, cfg=JudgeConfig(explain=True)))
+    turns = eng.seen[0].branches[0].turns
+    assert [t.gen.name for t in turns] == ["rationale", "grade"]
+    assert turns[0].gen.constraint.kind == "none" and turns[1].gen.constraint.kind == "regex"
+    assert scores[0].rationale == "it is fine" and scores[0].grade == 7
+
+
+def test_unknown_item_is_skipped() -> None:
+    assert asyncio.run(judge_records(RECORDS[:2], [], FakeJudge())) == []
+
+
+def _verdict(engine: str, category: str, turn: int, grade: int | None) -> JudgeScore:
+    return JudgeScore(
+        cell_id="c", engine=engine, task="mt", item_id=f"{category}{turn}", branch=0, turn=turn, attempt=1,
+        category=category, judge_engine="j", grade=grade,
+    )  # fmt: skip
+
+
+def test_mean_grades() -> None:
+    vs = [
+        _verdict("a", "math", 0, 6),
+        _verdict("a", "math", 1, 9),
+        _verdict("a", "writing", 0, None),
+        _verdict("b", "math", 0, 3),
+    ]
+    by_cat = mean_grade_per_category(vs)
+    assert by_cat[("a", "math")].mean == pytest.approx(7.5) and by_cat[("a", "math")].n == 2
+    assert by_cat[("a", "writing")].mean is None and by_cat[("a", "writing")].failed == 1
+    by_turn = mean_grade_per_turn(vs)
+    assert by_turn[("a", 0)].mean == pytest.approx(6.0) and by_turn[("a", 0)].failed == 1
+    assert by_turn[("b", 0)].mean == pytest.approx(3.0)
+
+
+def test_judge_scorer_looks_grades_up() -> None:
+    rec, gen = RECORDS[0], ITEM.branches[0].turns[0].gen
+    assert judge(rec, gen, ScoreOptions()).value is None
+    grades = grades_by_record([_verdict("emb", "math", 0, 8)])
+    assert judge(rec, gen, ScoreOptions(judge_grades=grades)).reason == "not judged"
+    v = JudgeScore(
+        cell_id=rec.cell_id, engine="emb", task="mt", item_id=rec.item_id, branch=0, turn=0, attempt=1,
+        category="math", judge_engine="j", grade=8,
+    )  # fmt: skip
+    score = judge(rec, gen, ScoreOptions(judge_grades=grades_by_record([v])))
+    assert score.value == pytest.approx(0.8) and score.reason == "grade 8/10"
+    no_grade = {v.key: None}
+    assert judge(rec, gen, ScoreOptions(judge_grades=no_grade)).value is None
+    assert judge(RECORDS[3], gen, ScoreOptions(judge_grades={})).reason == "call failed"
+
+
+def test_judged_tasks() -> None:
+    assert judged_tasks({"mt": ("final_number", "judge"), "json": ("schema_valid",)}) == ["mt"]
+
+
+def test_judge_prompt_keeps_messages_plain() -> None:
+    # The judge sees the question text exactly, not a repr.
+    item = WorkItem("x/1", "x", "chat", (Message("system", "S"),), (Branch((Turn("Q?", Gen("turn0")),)),))
+    rec = CallRecord("c", "e", "x", "x/1", 0, 0, "turn0", "none", text="A.")
+    eng = FakeJudge()
+    asyncio.run(judge_records([rec], [item], eng))
+    assert "[Last question]\nQ?\n\n[Assistant's answer]\nA." in eng.seen[0].branches[0].turns[0].user
+
+
+@pytest.mark.embedded
+def test_real_embedded_judge_always_parses(tmp_path: Path) -> None:
+    """SmolLM2 as the judge: its grades mean little, but the regex makes them parse."""
+    pytest.importorskip("torch")
+    pytest.importorskip("outlines")
+    from structbench.engines.embedded.engine import EmbeddedEngine
+    from structbench.engines.registry import EngineEnv
+    from structbench.spec.engines import EmbeddedEngineSpec
+
+    async def go() -> list[JudgeScore]:
+        engine = EmbeddedEngine(EmbeddedEngineSpec(name="judge"), EngineEnv(tmp_path, seed=0))
+        await engine.start()
+        try:
+            return await judge_records(RECORDS[:2], [ITEM], engine, tmp_path / "judge.jsonl")
+        finally:
+            await engine.close()
+
+    scores = asyncio.run(go())
+    assert [s.turn for s in scores] == [0, 1]
+    for s in scores:
+        assert s.error is None and s.constrained and s.grade is not None and 1 <= s.grade <= 10
+        assert re.fullmatch(GRADE_REGEX, s.text)
+    assert len(read_judge(tmp_path / "judge.jsonl")) == 2
