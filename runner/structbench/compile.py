@@ -21,7 +21,7 @@ def default_engine_spec(kind: str) -> EngineSpec:
     """A default spec of ``kind`` (compile needs no URL or model)."""
     specs: dict[str, EngineSpec] = {
         "embedded": EmbeddedEngineSpec(),
-        "vllm": VllmEngineSpec(),
+        "vllm": VllmEngineSpec(url="http://127.0.0.1:8000"),
         "sglang": SglangEngineSpec(),
         "openai": OpenAIEngineSpec(url="http://127.0.0.1:8000"),
     }

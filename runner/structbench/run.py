@@ -29,6 +29,7 @@ from structbench.progress import Progress
 from structbench.records import CallRecord, RecordWriter
 from structbench.report.build import build_report
 from structbench.report.summary import RunSummary
+from structbench.scoring.judge import judged_tasks, run_judge_pass
 from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
 
@@ -104,11 +105,28 @@ def run_suite(opts: RunOptions) -> RunOutcome:
     interrupted, failed = asyncio.run(
         _run_engines(engines, cells, items, run_dir, manifest, (seed, suite.spec.load.warmup, opts.progress))
     )
+    if not interrupted:
+        asyncio.run(_judge(suite, run_dir, seed))
     manifest["status"] = "interrupted" if interrupted else ("partial" if failed else "complete")
     manifest["failed_cells"] = list(failed)
     write_json(run_dir / "manifest.json", manifest)
     summary = build_report(run_dir)
     return RunOutcome(run_dir, summary, tuple(failed), interrupted)
+
+
+async def _judge(suite: LoadedSuite, run_dir: Path, seed: int) -> None:
+    """Grade the tasks that list ``judge`` with the suite's judge engine (default: its first engine)."""
+    tasks = judged_tasks({t.spec.name: t.spec.scorers for t in suite.tasks})
+    if not tasks:
+        return
+    name = suite.spec.judge_engine or suite.spec.engines[0].name
+    spec = next(e for e in suite.spec.engines if e.name == name)
+    engine = create_engine(spec, EngineEnv(workdir=run_dir / "engines" / f"judge-{name}", seed=seed))
+    try:
+        await engine.start()
+        await run_judge_pass(run_dir, engine, tasks)
+    finally:
+        await engine.close()
 
 
 def plan_items(suite: LoadedSuite, seed: int, num_requests: int | None) -> dict[str, list[WorkItem]]:

@@ -1,24 +1,26 @@
-"""The shared OpenAI-compatible client: SSE parsing, errors, multi-turn, fan-out (fake server)."""
+"""The shared OpenAI-compatible client: SSE parsing, errors, multi-turn, fan-out (local fake server)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
+from yarl import URL
 
+import structbench.engines.http as http_mod
+from http_fake import Handler, serve
 from structbench.engines.base import ExecContext
-from structbench.engines.http import ClientConfig, OpenAIClient
+from structbench.engines.http import ClientConfig, OpenAIClient, encode_body
 from structbench.engines.http_program import SKIPPED, ConstraintPlan, HttpProgram, completion_prompt
 from structbench.engines.launch import free_port
 from structbench.errors import UserError
 from structbench.ir import Branch, Gen, Message, Turn, WorkItem
-
-Handler = Callable[[httpx.Request], Any]
 
 
 def sse(*chunks: object, done: bool = True) -> bytes:
@@ -41,9 +43,18 @@ def chat_chunks(pieces: list[str], prompt: int = 10, cached: int = 0) -> list[ob
     return out
 
 
+async def paced(*chunks: object, done: bool = True, gap_s: float = 0.005) -> AsyncIterator[bytes]:
+    """One SSE event per network write, with a pause, like a server streaming tokens."""
+    for c in chunks:
+        yield sse(c, done=False)
+        await asyncio.sleep(gap_s)
+    if done:
+        yield b"data: [DONE]\n\n"
+
+
 def ok_stream(pieces: list[str], **kw: int) -> httpx.Response:
     return httpx.Response(
-        200, content=sse(*chat_chunks(pieces, **kw)), headers={"content-type": "text/event-stream"}
+        200, content=paced(*chat_chunks(pieces, **kw)), headers={"content-type": "text/event-stream"}
     )
 
 
@@ -66,15 +77,20 @@ def none_plan(gen: Gen) -> ConstraintPlan:
 
 
 async def _run(
-    handler: Handler, wi: WorkItem, api: str = "chat", clock: Callable[[], float] | None = None
+    handler: Handler,
+    wi: WorkItem,
+    api: str = "chat",
+    clock: Callable[[], float] | None = None,
+    timeout_s: float = 5.0,
 ) -> list[Any]:
-    client = OpenAIClient(ClientConfig("e", "http://fake", 5.0), httpx.MockTransport(handler))
-    client.open()
-    try:
-        prog = HttpProgram("e", api, none_plan, seed=1)  # type: ignore[arg-type]
-        return await prog.execute(client, "m", wi, ctx(clock))
-    finally:
-        await client.close()
+    async with serve(handler) as url:
+        client = OpenAIClient(ClientConfig("e", url, timeout_s))
+        client.open()
+        try:
+            prog = HttpProgram("e", api, none_plan, seed=1)  # type: ignore[arg-type]
+            return await prog.execute(client, "m", wi, ctx(clock))
+        finally:
+            await client.close()
 
 
 def run(handler: Handler, wi: WorkItem, **kw: Any) -> list[Any]:
@@ -85,6 +101,7 @@ def test_stream_timestamps_text_and_usage() -> None:
     bodies: list[dict[str, Any]] = []
 
     def handler(req: httpx.Request) -> httpx.Response:
+        assert req.headers["content-type"] == "application/json"  # FastAPI servers need it
         bodies.append(json.loads(req.content))
         return ok_stream(["a", "b", "c"], prompt=12, cached=8)
 
@@ -129,10 +146,11 @@ def test_error_object_inside_stream() -> None:
 def test_broken_off_stream() -> None:
     async def body() -> AsyncIterator[bytes]:
         yield sse({"choices": [{"delta": {"content": "par"}}]}, done=False)
-        raise httpx.RemoteProtocolError("peer closed connection")
+        await asyncio.sleep(0.01)
+        raise RuntimeError("server died")  # the fake server cuts the connection mid-body
 
     [rec] = run(lambda r: httpx.Response(200, content=body()), item("q"))
-    assert rec.error is not None and rec.error.startswith("RemoteProtocolError") and rec.text == "par"
+    assert rec.error is not None and rec.error.startswith("ClientPayloadError") and rec.text == "par"
 
     cut = sse({"choices": [{"delta": {"content": "x"}}]}, done=False)
     [rec] = run(lambda r: httpx.Response(200, content=cut), item("q"))
@@ -140,11 +158,20 @@ def test_broken_off_stream() -> None:
 
 
 def test_timeout_and_bad_json() -> None:
-    def slow(req: httpx.Request) -> httpx.Response:
-        raise httpx.ReadTimeout("read timed out", request=req)
+    async def slow_headers(req: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.5)
+        return ok_stream(["late"])
 
-    [rec] = run(slow, item("q"))
-    assert rec.error is not None and rec.error.startswith("timeout: ReadTimeout")
+    [rec] = run(slow_headers, item("q"), timeout_s=0.1)
+    assert rec.error is not None and rec.error.startswith("timeout: SocketTimeoutError after 0.1 s")
+
+    async def stall() -> AsyncIterator[bytes]:
+        yield sse({"choices": [{"delta": {"content": "a"}}]}, done=False)
+        await asyncio.sleep(0.5)  # a stream that stalls mid-way
+        yield sse(done=True)
+
+    [rec] = run(lambda r: httpx.Response(200, content=stall()), item("q"), timeout_s=0.1)
+    assert rec.error is not None and rec.error.startswith("timeout:") and rec.text == "a"
     [rec] = run(lambda r: httpx.Response(200, content=b"data: {not json\n\n"), item("q"))
     assert rec.error is not None and rec.error.startswith("bad stream chunk")
 
@@ -159,7 +186,7 @@ def test_connection_refused_is_a_record() -> None:
             await client.close()
 
     first, second = asyncio.run(go())
-    assert first.error is not None and first.error.startswith("ConnectError")
+    assert first.error is not None and first.error.startswith("ClientConnectorError")
     assert second.error == SKIPPED and second.t_sent is None
 
 
@@ -228,22 +255,25 @@ def test_api_key_from_env_only(monkeypatch: pytest.MonkeyPatch) -> None:
         seen.append(req.headers.get("authorization"))
         return ok_stream(["x"])
 
-    cfg = ClientConfig("e", "http://fake", 5.0, api_key_env="SB_TEST_KEY")
+    cfg = ClientConfig("e", "http://127.0.0.1:1", 5.0, api_key_env="SB_TEST_KEY")
     monkeypatch.delenv("SB_TEST_KEY", raising=False)
     with pytest.raises(UserError, match="SB_TEST_KEY is not set"):
-        OpenAIClient(cfg, httpx.MockTransport(handler)).open()
+        OpenAIClient(cfg).open()
 
     monkeypatch.setenv("SB_TEST_KEY", "sk-secret")
 
-    async def go() -> None:
-        client = OpenAIClient(cfg, httpx.MockTransport(handler))
-        client.open()
-        await HttpProgram("e", "chat", none_plan).execute(client, "m", item("q"), ctx())
-        await client.close()
+    async def go() -> list[Any]:
+        async with serve(handler) as url:
+            client = OpenAIClient(ClientConfig("e", url, 5.0, api_key_env="SB_TEST_KEY"))
+            client.open()
+            try:
+                return await HttpProgram("e", "chat", none_plan).execute(client, "m", item("q"), ctx())
+            finally:
+                await client.close()
 
-    asyncio.run(go())
+    [rec] = asyncio.run(go())
     assert seen == ["Bearer sk-secret"]
-    assert "sk-secret" not in repr(cfg)
+    assert "sk-secret" not in repr(cfg) and "sk-secret" not in repr(rec)
 
 
 def test_connections_are_reused_after_done() -> None:
@@ -272,7 +302,7 @@ def test_connections_are_reused_after_done() -> None:
     async def go() -> list[Any]:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{port}", 5.0, shards=1))
+        client = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{port}", 5.0))
         client.open()
         try:
             prog = HttpProgram("e", "chat", none_plan)
@@ -284,3 +314,84 @@ def test_connections_are_reused_after_done() -> None:
     recs = asyncio.run(go())
     assert all(r.ok and r.text == "hi" for r in recs)
     assert len(connections) == 1
+
+
+def test_lines_split_across_network_chunks() -> None:
+    """Events cut at arbitrary bytes (even inside a UTF-8 character), CRLF, comments, no final newline."""
+    raw = (
+        ": keep-alive\r\n\r\nevent: message\r\n"
+        + sse(*chat_chunks(["héllo", " wörld"], prompt=3), done=False).decode().replace("\n", "\r\n")
+        + "data: [DONE]"
+    ).encode()
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(0, len(raw), 7):
+            yield raw[i : i + 7]
+            await asyncio.sleep(0.001)
+
+    [rec] = run(lambda r: httpx.Response(200, content=body()), item("q"))
+    assert rec.ok and rec.text == "héllo wörld" and rec.prompt_tokens == 3 and rec.finish_reason == "stop"
+    assert len(rec.token_times) == 1
+
+
+def test_events_of_one_network_read_share_its_arrival_time() -> None:
+    body = sse(*chat_chunks(["a", "b", "c"]))  # one write: the client reads it at once
+    [rec] = run(lambda r: httpx.Response(200, content=body), item("q"))
+    assert rec.ok and rec.text == "abc"
+    assert rec.token_times == (rec.t_first_token, rec.t_first_token)
+    assert rec.t_sent < rec.t_first_token < rec.t_done
+
+
+def test_base_url_with_path_prefix_and_fetch() -> None:
+    paths: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        paths.append(req.url.path)
+        return ok_stream(["x"]) if req.method == "POST" else httpx.Response(418, text="teapot")
+
+    async def go() -> tuple[Any, Any, Any]:
+        async with serve(handler) as url:
+            client = OpenAIClient(ClientConfig("e", url + "/proxy/", 5.0))
+            client.open()
+            try:
+                reply = await client.fetch("GET", "/metrics")
+                res = await client.stream("/v1/chat/completions", {"model": "m"}, counting_clock())
+            finally:
+                await client.close()
+        refused = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
+        refused.open()
+        try:
+            return reply, res, await refused.fetch("GET", "/metrics")
+        finally:
+            await refused.close()
+
+    reply, res, gone = asyncio.run(go())
+    assert (reply.status, reply.text) == (418, "teapot") and res.text == "x" and gone is None
+    assert paths == ["/proxy/metrics", "/proxy/v1/chat/completions"]
+
+
+def test_encode_body_and_json_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    body: dict[str, object] = {"messages": [{"role": "user", "content": "é"}], "max_tokens": 8}
+    assert json.loads(encode_body(body)) == body
+    huge: dict[str, object] = {"schema": {"maximum": 2**70}}  # beyond orjson's 64-bit integers
+    assert json.loads(encode_body(huge)) == huge
+    monkeypatch.setitem(sys.modules, "orjson", None)  # as if orjson were not installed
+    loads, dumps = http_mod._json_codec()
+    assert loads is json.loads and loads(dumps(body)) == body
+
+
+def test_client_used_before_open() -> None:
+    client = OpenAIClient(ClientConfig("e", "http://127.0.0.1:1", 5.0))
+    with pytest.raises(RuntimeError, match="before start"):
+        asyncio.run(client.stream("/v1/completions", {}, counting_clock()))
+
+
+def test_env_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    assert http_mod.env_proxy(URL("http://gpu-box:8000")) is None
+    monkeypatch.setenv("http_proxy", "http://proxy:3128")
+    monkeypatch.setenv("no_proxy", "localhost,10.0.0.5")
+    assert http_mod.env_proxy(URL("http://gpu-box:8000")) == "http://proxy:3128"
+    assert http_mod.env_proxy(URL("https://gpu-box")) is None
+    assert http_mod.env_proxy(URL("http://10.0.0.5:8000")) is None

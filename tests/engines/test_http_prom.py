@@ -7,6 +7,9 @@ import math
 
 import httpx
 
+from http_fake import serve
+from structbench.engines.http import ClientConfig, OpenAIClient
+from structbench.engines.launch import free_port
 from structbench.engines.prom import metrics_delta, parse_metrics, ratio, scrape
 
 TEXT = """# HELP vllm:prefix_cache_hits_total Prefix cache hits.
@@ -50,8 +53,16 @@ def test_scrape() -> None:
     def handler(req: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="a 1\n") if req.url.path == "/metrics" else httpx.Response(404)
 
-    async def go() -> tuple[object, object]:
-        async with httpx.AsyncClient(base_url="http://x", transport=httpx.MockTransport(handler)) as c:
-            return await scrape(c), await scrape(c, "/nope")
+    async def go() -> tuple[object, ...]:
+        async with serve(handler) as url:
+            client = OpenAIClient(ClientConfig("e", url, 5.0))
+            client.open()
+            found = await scrape(client), await scrape(client, "/nope")
+            await client.close()
+        gone = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
+        gone.open()
+        unreachable = await scrape(gone)
+        await gone.close()
+        return (*found, unreachable)
 
-    assert asyncio.run(go()) == ({"a": 1.0}, None)
+    assert asyncio.run(go()) == ({"a": 1.0}, None, None)

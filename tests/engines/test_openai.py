@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from http_fake import serve
 from structbench.engines.base import ExecContext
 from structbench.engines.openai import OpenAIEngine
 from structbench.engines.registry import EngineEnv
@@ -37,12 +38,14 @@ def _branches(*cs: Constraint) -> WorkItem:
 
 def _run(spec: OpenAIEngineSpec, fake: FakeServer, wi: WorkItem, tmp: Path) -> tuple[Any, list[Any], Any]:
     async def go() -> tuple[Any, list[Any], Any]:
-        eng = OpenAIEngine(spec, EngineEnv(tmp), transport=httpx.MockTransport(fake))
-        info = await eng.start()
-        recs = await eng.execute(wi, ExecContext("c", lambda: 0.0, 0.0))
-        snap = await eng.metrics_snapshot()
-        await eng.close()
-        return info, recs, snap
+        async with serve(fake) as url:
+            slash = "/" if spec.url.endswith("/") else ""  # keep what the test spec says
+            eng = OpenAIEngine(spec.model_copy(update={"url": url + slash}), EngineEnv(tmp))
+            info = await eng.start()
+            recs = await eng.execute(wi, ExecContext("c", lambda: 0.0, 0.0))
+            snap = await eng.metrics_snapshot()
+            await eng.close()
+            return info, recs, snap
 
     return asyncio.run(go())
 

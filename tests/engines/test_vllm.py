@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from http_fake import serve
 from structbench.engines.base import ExecContext
 from structbench.engines.registry import EngineEnv
 from structbench.engines.vllm import VllmEngine, launch_argv, vllm_constraint
@@ -70,13 +71,8 @@ class FakeVllm:
         return httpx.Response(200, content=text.encode())
 
 
-def _engine(tmp_path: Path, fake: FakeVllm, **kw: Any) -> VllmEngine:
-    return VllmEngine(
-        VllmEngineSpec(url="http://fake:8000"),
-        EngineEnv(tmp_path, seed=3),
-        transport=httpx.MockTransport(fake),
-        **kw,
-    )
+def _engine(tmp_path: Path, url: str = "http://fake:8000", **kw: Any) -> VllmEngine:
+    return VllmEngine(VllmEngineSpec(url=url), EngineEnv(tmp_path, seed=3), **kw)
 
 
 def _keys(obj: object) -> list[str]:
@@ -113,11 +109,12 @@ def test_execute_never_sends_guided_fields(tmp_path: Path) -> None:
     fake = FakeVllm()
 
     async def go() -> list[Any]:
-        eng = _engine(tmp_path, fake)
-        await eng.start()
-        recs = await eng.execute(_item(*CONSTRAINTS.values()), ExecContext("c", lambda: 0.0, 0.0))
-        await eng.close()
-        return recs
+        async with serve(fake) as url:
+            eng = _engine(tmp_path, url)
+            await eng.start()
+            recs = await eng.execute(_item(*CONSTRAINTS.values()), ExecContext("c", lambda: 0.0, 0.0))
+            await eng.close()
+            return recs
 
     recs = asyncio.run(go())
     assert len(fake.bodies) == len(CONSTRAINTS) and all(r.ok for r in recs)
@@ -137,13 +134,14 @@ def test_select_is_recorded_unsupported_and_not_sent(tmp_path: Path) -> None:
     fake = FakeVllm()
 
     async def go() -> list[Any]:
-        eng = _engine(tmp_path, fake)
-        await eng.start()
-        recs = await eng.execute(
-            _item(CONSTRAINTS["choice"], strategy="select"), ExecContext("c", lambda: 0.0, 0.0)
-        )
-        await eng.close()
-        return recs
+        async with serve(fake) as url:
+            eng = _engine(tmp_path, url)
+            await eng.start()
+            recs = await eng.execute(
+                _item(CONSTRAINTS["choice"], strategy="select"), ExecContext("c", lambda: 0.0, 0.0)
+            )
+            await eng.close()
+            return recs
 
     [rec] = asyncio.run(go())
     assert rec.unsupported and rec.t_sent is None and fake.bodies == []
@@ -152,23 +150,24 @@ def test_select_is_recorded_unsupported_and_not_sent(tmp_path: Path) -> None:
 def test_start_attach_info_metrics_and_extra_body(tmp_path: Path) -> None:
     fake = FakeVllm()
 
-    async def go() -> tuple[Any, Any]:
-        eng = _engine(tmp_path, fake, extra_body={"ignore_eos": True})
-        info = await eng.start()
-        snap = await eng.metrics_snapshot()
-        await eng.execute(_item(Constraint()), ExecContext("c", lambda: 0.0, 0.0))
-        await eng.close()
-        return info, snap
+    async def go() -> tuple[Any, Any, str]:
+        async with serve(fake) as url:
+            eng = _engine(tmp_path, url, extra_body={"ignore_eos": True})
+            info = await eng.start()
+            snap = await eng.metrics_snapshot()
+            await eng.execute(_item(Constraint()), ExecContext("c", lambda: 0.0, 0.0))
+            await eng.close()
+            return info, snap, url
 
-    info, snap = asyncio.run(go())
-    assert (info.kind, info.model, info.version, info.url) == ("vllm", "smol", "0.32.0", "http://fake:8000")
+    info, snap, url = asyncio.run(go())
+    assert (info.kind, info.model, info.version, info.url) == ("vllm", "smol", "0.32.0", url)
     assert ("max_model_len", "2048") in info.extra and ("launched", "false") in info.extra
     assert snap == {"vllm:prefix_cache_hits_total": 64.0, "vllm:prefix_cache_queries_total": 128.0}
     assert fake.bodies[0]["ignore_eos"] is True
 
 
 def test_compile_shows_bodies_with_placeholders(tmp_path: Path) -> None:
-    eng = _engine(tmp_path, FakeVllm())
+    eng = _engine(tmp_path)
     c = eng.compile(
         _item(
             CONSTRAINTS["json_schema"],

@@ -1,29 +1,66 @@
-"""Shared client for OpenAI-compatible servers: connection pools and SSE streaming.
+"""Shared client for OpenAI-compatible servers: one aiohttp session and lean SSE streaming.
 
 :class:`OpenAIClient` holds an engine's connections and streams one request at a time
 through :meth:`OpenAIClient.stream`, which only takes timestamps and keeps the chunks it
 needs; every failure (HTTP status, error object in the stream, broken stream, timeout,
 refused connection) comes back as ``StreamResult.error``, never as an exception. Turning
 work items into requests and records is :mod:`structbench.engines.http_program`.
+
+The client's CPU time per request is part of what a benchmark measures (a busy client
+delays its own timestamps), so the hot path is kept as cheap as the load generators it
+is compared with (``vllm bench serve`` also uses aiohttp): one session with a keep-alive
+pool, bodies encoded once, SSE read in raw network chunks and split into lines by hand,
+and only the ``data:`` payloads parsed, with orjson when it is installed.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import ssl
-import sys
-from collections.abc import Mapping
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from structbench.engines.base import Clock
 from structbench.errors import UserError
 
 JsonBody = dict[str, object]
+
+#: Below uvicorn's default 5 s keep-alive, so that an idle pooled connection is dropped by
+#: the client before the server closes it under a new request (a spurious disconnect).
+KEEPALIVE_S = 4.0
+
+
+def _json_codec() -> tuple[Callable[[bytes], Any], Callable[[object], bytes]]:
+    """orjson's loads/dumps when installed (several times faster), else the json module."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson comes with the sglang extra
+        return json.loads, _std_dumps
+    return orjson.loads, orjson.dumps
+
+
+def _std_dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+_loads, _dumps = _json_codec()
+
+
+def encode_body(body: JsonBody) -> bytes:
+    """The request body as JSON bytes.
+
+    orjson refuses what the json module accepts in a few corners (integers beyond 64 bits
+    in a user's schema, say), so those bodies fall back to the json module.
+    """
+    try:
+        return _dumps(body)
+    except TypeError:
+        return _std_dumps(body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +75,9 @@ class ClientConfig:
     base_url: str
     request_timeout_s: float = 600.0
     api_key_env: str | None = None
-    #: Connection limit per shard.
-    max_connections: int = 4096
-    #: Number of httpx clients the streams are spread over (see :class:`OpenAIClient`).
-    shards: int = 16
+    #: Most connections open at once; 0 means no limit (the load driver bounds how many
+    #: requests are in flight, and a limit here would queue requests after ``t_sent``).
+    max_connections: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +88,14 @@ class ServerFacts:
     version: str = ""
     root: str = ""
     max_model_len: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Status and body text of a control request (see :meth:`OpenAIClient.fetch`)."""
+
+    status: int
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,28 +126,48 @@ class _Acc:
     done: bool = False
 
     def feed(self, obj: Any, t: float) -> None:
+        """Take one parsed chunk that arrived at ``t``."""
         if not isinstance(obj, dict):
             return
-        if "error" in obj and not obj.get("choices"):
-            err = obj["error"]
-            msg = err.get("message", err) if isinstance(err, dict) else err
-            self.error = f"stream error: {msg}"
+        choices = obj.get("choices")
+        if not choices:
+            if "error" in obj:
+                err = obj["error"]
+                msg = err.get("message", err) if isinstance(err, dict) else err
+                self.error = f"stream error: {msg}"
+                return
+            usage = obj.get("usage")
+            if usage:
+                self.usage = usage
             return
         usage = obj.get("usage")
-        if usage:
+        if usage:  # servers that send continuous usage stats put it on token chunks too
             self.usage = usage
-        for choice in obj.get("choices") or ():
+        for choice in choices:
             delta = choice.get("delta") or choice  # completions chunks carry "text" on the choice
             piece = delta.get("content") or delta.get("text")
-            # Reasoning tokens are tokens too: they count for TTFT/ITL, not for the answer text.
-            if piece or delta.get("reasoning_content") or delta.get("reasoning"):
+            if piece:
                 self.times.append(t)
-                if piece:
-                    self.parts.append(piece)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+                self.parts.append(piece)
+            elif delta.get("reasoning_content") or delta.get("reasoning"):
+                # Reasoning tokens are tokens too: they count for TTFT/ITL, not for the answer text.
+                self.times.append(t)
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish_reason = reason
+
+    def line(self, line: bytes, t: float) -> None:
+        """Take one SSE line; only ``data:`` lines matter (not blanks, comments, ``event:``)."""
+        if not line.startswith(b"data:"):
+            return
+        data = line[5:].strip()
+        if data == b"[DONE]":
+            self.done = True
+        elif data:
+            self.feed(_loads(data), t)
 
     def result(self, t_sent: float, t_done: float) -> StreamResult:
+        """The frozen result; a stream that just stops is an error."""
         usage = self.usage or {}
         details = usage.get("prompt_tokens_details") or {}
         error = self.error
@@ -123,17 +187,34 @@ class _Acc:
         )
 
 
-def _skip_sniffio_probe() -> None:
-    """Make httpcore's per-request ``import sniffio`` fail fast when sniffio is absent.
+async def _read_sse(resp: aiohttp.ClientResponse, acc: _Acc, clock: Clock) -> None:
+    """Feed the SSE lines of ``resp`` to ``acc``, each stamped with its network chunk's arrival.
 
-    httpcore tries ``import sniffio`` on every lock and event it creates (~15 times a
-    request); anyio >= 4.12 no longer installs sniffio, and a failed import is not cached,
-    so each try walks sys.path: about a quarter of the client's CPU time per request. A None
-    entry in sys.modules gives the same ImportError at once. Changes nothing when sniffio
-    is installed.
+    Reads to the end of the body even after ``[DONE]``: a response read to its end returns
+    its connection to the pool, while leaving early closes it (a new TCP connect per request).
     """
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
+    tail = b""
+    async for chunk in resp.content.iter_any():
+        t = clock()
+        lines = (tail + chunk if tail else chunk).split(b"\n")
+        tail = lines.pop()  # an incomplete line waits for the next chunk
+        for line in lines:
+            acc.line(line, t)
+            if acc.error is not None:
+                return
+    if tail:
+        acc.line(tail, clock())
+
+
+def env_proxy(url: URL) -> str | None:
+    """The ``HTTP(S)_PROXY`` for ``url`` from the environment, unless ``NO_PROXY`` exempts it.
+
+    Looked up once per client: aiohttp's ``trust_env`` would look it up (and ``.netrc``)
+    in a worker thread on every request, a large share of a request's client CPU time.
+    """
+    if url.host is None or urllib.request.proxy_bypass(url.host):
+        return None
+    return urllib.request.getproxies().get(url.scheme)
 
 
 def _snippet(raw: bytes, n: int = 300) -> str:
@@ -143,63 +224,82 @@ def _snippet(raw: bytes, n: int = 300) -> str:
 class OpenAIClient:
     """One engine's connections to an OpenAI-compatible server.
 
-    Streams are spread round-robin over ``cfg.shards`` httpx clients. httpcore's pool
-    rescans every connection for every queued request, which is quadratic in the number
-    of streams in flight; small pools keep the client's CPU per request flat as the
-    concurrency grows.
+    One ``aiohttp.ClientSession`` serves every request: its connector keeps idle
+    connections in a deque per host, so taking one is O(1) however many streams are in
+    flight. Nothing is created per request but the request itself.
     """
 
-    def __init__(self, cfg: ClientConfig, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, cfg: ClientConfig) -> None:
         self.cfg = cfg
-        self._transport = transport
-        self._pools: list[httpx.AsyncClient] = []
-        self._next = 0
-
-    @property
-    def http(self) -> httpx.AsyncClient:
-        """An open ``httpx.AsyncClient`` for control requests (after :meth:`open`)."""
-        if not self._pools:
-            raise RuntimeError(f"{self.cfg.name}: client used before start()")
-        return self._pools[0]
+        self._base = URL(cfg.base_url.rstrip("/"))
+        self._urls: dict[str, URL] = {}
+        self._session: aiohttp.ClientSession | None = None
 
     def open(self) -> None:
-        """Create the pools; the API key is read from its env var only here."""
-        if self._pools:
+        """Create the session; the API key is read from its env var only here.
+
+        Call it inside the event loop that will use the client.
+        """
+        if self._session is not None:
             return
-        _skip_sniffio_probe()
-        headers = {}
+        headers = {"Content-Type": "application/json"}
         if self.cfg.api_key_env:
             key = os.environ.get(self.cfg.api_key_env)
             if not key:
                 raise UserError(f"{self.cfg.name}: environment variable {self.cfg.api_key_env} is not set")
             headers["Authorization"] = f"Bearer {key}"
-        n = self.cfg.max_connections
-        ssl_ctx = ssl.create_default_context()  # loading CA certs is slow: once, not per shard
-        self._pools = [
-            httpx.AsyncClient(
-                base_url=self.cfg.base_url,
-                headers=headers,
-                timeout=httpx.Timeout(self.cfg.request_timeout_s, pool=None),
-                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-                transport=self._transport,
-                verify=ssl_ctx,
-            )
-            for _ in range(max(1, self.cfg.shards))
-        ]
+        t = self.cfg.request_timeout_s
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=self.cfg.max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_S
+            ),
+            # No total and no pool wait: only connecting and each read are bounded.
+            timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=t, sock_read=t),
+            headers=headers,
+            # Servers set no cookies worth keeping; the default jar filters them per request.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            proxy=env_proxy(self._base),
+        )
 
     async def close(self) -> None:
-        """Close the pools."""
-        pools, self._pools = self._pools, []
-        for pool in pools:
-            await pool.aclose()
+        """Close the session and its connections."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _url(self, path: str) -> URL:
+        # yarl parses and quotes a string URL on every request; a built URL object it reuses.
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self._base.with_path(self._base.path.rstrip("/") + path)
+        return url
+
+    def _require(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError(f"{self.cfg.name}: client used before start()")
+        return self._session
+
+    async def fetch(self, method: str, path: str) -> Reply | None:
+        """A small control request (``GET /metrics``, ``POST /reset_prefix_cache``, ...).
+
+        Returns:
+            The status and body, or None when the server can't be reached or times out.
+        """
+        session = self._require()
+        try:
+            async with session.request(method, self._url(path)) as resp:
+                return Reply(resp.status, await resp.text(errors="replace"))
+        except (aiohttp.ClientError, OSError):  # TimeoutError is an OSError
+            return None
 
     async def discover(self, model: str | None) -> ServerFacts:
         """Read the version and the served model (the first one when ``model`` is None)."""
+        reply = await self.fetch("GET", "/v1/models")
         try:
-            resp = await self.http.get("/v1/models")
-            resp.raise_for_status()
-            entries = [e for e in resp.json().get("data", ()) if isinstance(e, dict)]
-        except (httpx.HTTPError, ValueError, AttributeError) as e:
+            if reply is None or reply.status != 200:
+                raise ValueError("unreachable" if reply is None else f"http {reply.status}")
+            entries = [e for e in json.loads(reply.text).get("data", ()) if isinstance(e, dict)]
+        except (ValueError, AttributeError) as e:
             raise UserError(
                 f"{self.cfg.name}: cannot list models at {self.cfg.base_url}/v1/models: {e}"
             ) from e
@@ -219,40 +319,29 @@ class OpenAIClient:
         )
 
     async def _version(self) -> str:
-        try:
-            resp = await self.http.get("/version")
-            return str(resp.json().get("version", "")) if resp.status_code == 200 else ""
-        except (httpx.HTTPError, ValueError, AttributeError):
+        reply = await self.fetch("GET", "/version")
+        if reply is None or reply.status != 200:
             return ""  # not every OpenAI-compatible server has /version
+        try:
+            return str(json.loads(reply.text).get("version", ""))
+        except (ValueError, AttributeError):
+            return ""
 
     async def stream(self, path: str, body: JsonBody, clock: Clock) -> StreamResult:
         """POST a streaming request and collect its timestamps; never raises for failures."""
-        self._next += 1
-        pool = self._pools[self._next % len(self._pools)] if self._pools else self.http
+        session = self._require()
+        data = encode_body(body)  # before t_sent: encoding is the client's time, not the server's
         acc = _Acc()
         t_sent = clock()
         try:
-            async with pool.stream("POST", path, json=body) as resp:
-                if resp.status_code != 200:
-                    raw = await resp.aread()
-                    acc.error = f"http {resp.status_code}: {_snippet(raw)}"
-                    return acc.result(t_sent, clock())
-                async for line in resp.aiter_lines():
-                    t = clock()
-                    if not line.startswith("data:"):
-                        continue  # blank separators, ": keep-alive" comments, event: lines
-                    data = line[5:].strip()
-                    if data == "[DONE]":
-                        # No break: reading to the end of the body returns the connection
-                        # to the pool; leaving early would close it (a new TCP connect per request).
-                        acc.done = True
-                        continue
-                    acc.feed(json.loads(data), t)
-                    if acc.error is not None:
-                        break
-        except httpx.TimeoutException as e:
+            async with session.post(self._url(path), data=data) as resp:
+                if resp.status != 200:
+                    acc.error = f"http {resp.status}: {_snippet(await resp.read())}"
+                else:
+                    await _read_sse(resp, acc, clock)
+        except TimeoutError as e:  # before OSError, of which it is a subclass
             acc.error = f"timeout: {type(e).__name__} after {self.cfg.request_timeout_s:g} s"
-        except httpx.HTTPError as e:
+        except (aiohttp.ClientError, OSError) as e:
             acc.error = f"{type(e).__name__}: {e}"
         except ValueError as e:  # a chunk that is not JSON
             acc.error = f"bad stream chunk: {e}"

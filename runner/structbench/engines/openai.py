@@ -9,8 +9,6 @@ Undeclared constraints become "unsupported" records and are not sent.
 
 from __future__ import annotations
 
-import httpx
-
 from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
 from structbench.engines.http import ClientConfig, OpenAIClient, ServerFacts
 from structbench.engines.http_program import ConstraintPlan, HttpProgram
@@ -37,19 +35,16 @@ class OpenAIEngine:
     Args:
         spec: The engine spec.
         env: Run-level context (seed).
-        transport: httpx transport override (tests).
     """
 
-    def __init__(
-        self, spec: OpenAIEngineSpec, env: EngineEnv, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, spec: OpenAIEngineSpec, env: EngineEnv) -> None:
         self.spec, self.env = spec, env
         self.name = spec.name
         self.capabilities = openai_capabilities(spec)
         self.max_concurrency: int | None = None
         self._program = HttpProgram(spec.name, spec.api, self._constraint, env.seed)
         self._client = OpenAIClient(
-            ClientConfig(spec.name, spec.url.rstrip("/"), spec.request_timeout_s, spec.api_key_env), transport
+            ClientConfig(spec.name, spec.url.rstrip("/"), spec.request_timeout_s, spec.api_key_env)
         )
         self._facts: ServerFacts | None = None
 

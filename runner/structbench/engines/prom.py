@@ -11,8 +11,10 @@ series of prometheus_client (creation timestamps, not counts).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # parsing stays importable without the HTTP stack
+    from structbench.engines.http import OpenAIClient
 
 Snapshot = dict[str, float]
 _SKIPPED_SUFFIXES = ("_bucket", "_created")
@@ -93,12 +95,9 @@ def ratio(delta: Snapshot, numerator: str, denominator: str) -> float | None:
     return num / den
 
 
-async def scrape(client: httpx.AsyncClient, url: str = "/metrics") -> Snapshot | None:
+async def scrape(client: OpenAIClient, path: str = "/metrics") -> Snapshot | None:
     """GET a /metrics page and parse it; None when the server has none or is unreachable."""
-    try:
-        resp = await client.get(url)
-    except httpx.HTTPError:
+    reply = await client.fetch("GET", path)
+    if reply is None or reply.status != 200:
         return None
-    if resp.status_code != 200:
-        return None
-    return parse_metrics(resp.text)
+    return parse_metrics(reply.text)

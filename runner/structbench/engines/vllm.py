@@ -12,8 +12,6 @@ import asyncio
 import json
 from collections.abc import Mapping
 
-import httpx
-
 from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
 from structbench.engines.http import ClientConfig, OpenAIClient, ServerFacts
 from structbench.engines.http_program import ConstraintPlan, HttpProgram
@@ -91,7 +89,6 @@ class VllmEngine:
         env: Run-level context (workdir for the server log, seed).
         extra_body: Fields added to every request body, for benchmarks (e.g.
             ``{"ignore_eos": True}``); not part of the YAML spec on purpose.
-        transport: httpx transport override (tests).
     """
 
     def __init__(
@@ -99,7 +96,6 @@ class VllmEngine:
         spec: VllmEngineSpec,
         env: EngineEnv,
         extra_body: Mapping[str, object] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if spec.url is None and spec.launch is None:
             raise UserError(f"engine '{spec.name}': set either 'url' (attach) or 'launch'")
@@ -107,7 +103,6 @@ class VllmEngine:
         self.name = spec.name
         self.capabilities = VLLM_CAPABILITIES
         self.max_concurrency: int | None = None
-        self._transport = transport
         self._program = HttpProgram(
             spec.name, spec.api, vllm_constraint, env.seed, tuple((extra_body or {}).items())
         )
@@ -126,8 +121,7 @@ class VllmEngine:
         if url is None:
             url = await self._launch()
         self._client = OpenAIClient(
-            ClientConfig(self.name, url.rstrip("/"), self.spec.request_timeout_s, self.spec.api_key_env),
-            self._transport,
+            ClientConfig(self.name, url.rstrip("/"), self.spec.request_timeout_s, self.spec.api_key_env)
         )
         try:
             self._client.open()
@@ -170,7 +164,7 @@ class VllmEngine:
         """Parse the server's /metrics (summed over labels); None when unavailable."""
         if self._client is None:
             return None
-        return await scrape(self._client.http)
+        return await scrape(self._client)
 
     async def reset_prefix_cache(self) -> bool:
         """Ask the server to drop its prefix cache (for cache-off arms on attached servers).
@@ -180,11 +174,8 @@ class VllmEngine:
         """
         if self._client is None:
             return False
-        try:
-            resp = await self._client.http.post("/reset_prefix_cache")
-        except httpx.HTTPError:
-            return False
-        return resp.status_code == 200
+        reply = await self._client.fetch("POST", "/reset_prefix_cache")
+        return reply is not None and reply.status == 200
 
     async def close(self) -> None:
         """Close connections and stop a launched server (SIGTERM, then SIGKILL)."""

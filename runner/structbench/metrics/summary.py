@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from structbench.metrics.cell import CellSummary
+from structbench.metrics.coverage import CorpusSummary
 from structbench.metrics.inputs import EngineRow, SummaryOptions, TaskRow
 
 SUMMARY_SCHEMA_VERSION = 1
@@ -65,14 +66,19 @@ class RunSummary:
     run: RunInfo
     cells: tuple[CellSummary, ...]
     schema_version: int = SUMMARY_SCHEMA_VERSION
+    #: Schema coverage and cost of structure, when the run has ``schema_corpus`` tasks.
+    corpus: CorpusSummary | None = None
 
     def to_dict(self) -> dict[str, object]:
-        """The versioned JSON form."""
-        return {
+        """The versioned JSON form (``corpus`` only when the run has schema_corpus tasks)."""
+        out: dict[str, object] = {
             "schema_version": self.schema_version,
             "run": self.run.to_dict(),
             "cells": [c.to_dict() for c in self.cells],
         }
+        if self.corpus is not None:
+            out["corpus"] = self.corpus.to_dict()
+        return out
 
     def tasks_in_order(self) -> list[str]:
         """Task names in manifest order, then any only seen in cells."""

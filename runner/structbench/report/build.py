@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from structbench.metrics import CellSummary, RunSummary, call_timing, measured, summarize_cell
+from structbench.metrics.coverage import summarize_corpus
 from structbench.records import CallRecord
+from structbench.report.coverage import coverage_plots
 from structbench.report.csv_export import write_cell_csv
 from structbench.report.html import render_html
 from structbench.report.load import RunData, load_run
@@ -49,7 +51,8 @@ def _build(data: RunData) -> _Built:
         )
         for info in data.cells
     ]
-    return _Built(data, tuple(scored), RunSummary(run=data.info, cells=tuple(cells)))
+    corpus = summarize_corpus(data.records, by_key, cells, data.info.options)
+    return _Built(data, tuple(scored), RunSummary(run=data.info, cells=tuple(cells), corpus=corpus))
 
 
 def summarize_run(run_dir: Path) -> RunSummary:
@@ -106,7 +109,7 @@ def build_report(run_dir: Path) -> RunSummary:
     for info in data.cells:
         path = run_dir / "cells" / info.cell_id / "requests.csv"
         write_cell_csv(path, by_cell.get(info.cell_id, []), by_key, info.scorers)
-    plots = make_plots(summary, _samples(data.records))
+    plots = make_plots(summary, _samples(data.records)) + coverage_plots(summary)
     plot_files = _write_plots(run_dir, plots)
     _write_text(run_dir / "report.md", render_markdown(summary, plot_files))
     _write_text(run_dir / "report.html", render_html(summary, plots))

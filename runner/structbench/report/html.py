@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from html import escape
 
 from structbench.metrics import RunSummary
+from structbench.report.coverage import coverage_html
 from structbench.report.plots import Plot
 from structbench.report.tables import (
     GLOSSARY,
@@ -100,6 +101,7 @@ def render_html(summary: RunSummary, plots: Sequence[Plot]) -> str:
         _header(summary),
         "<h2>Results per task</h2>\n",
         _task_sections(summary, plots),
+        coverage_html(summary, plots),
     ]
     for extra in (canary_table(summary), problems_table(summary)):
         if extra is not None:

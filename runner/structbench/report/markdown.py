@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from structbench.metrics import RunSummary
+from structbench.report.coverage import coverage_markdown
 from structbench.report.tables import (
     GLOSSARY,
     Table,
@@ -59,6 +60,7 @@ def render_markdown(summary: RunSummary, plot_files: Sequence[tuple[str, str]] =
     if r.status not in ("complete",):
         out += [f"> Run status is **{r.status}**: numbers cover only the calls that were recorded.", ""]
     out += ["## Results per task", "", *_task_sections(summary)]
+    out += coverage_markdown(summary)
     for extra in (canary_table(summary), problems_table(summary)):
         if extra is not None:
             out.append(render_table(extra, level=2))

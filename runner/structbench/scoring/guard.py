@@ -79,7 +79,9 @@ def _check_schema(schema_text: str, instance_text: str) -> CheckResult:
     err = best_match(validator.iter_errors(instance))
     if err is None:
         return CheckResult(True)
-    return CheckResult(False, _clip(f"{_json_path(err.absolute_path)}: {err.message}"))
+    # The keyword in brackets, first: coverage reports count silent failures by keyword,
+    # and a long message must not clip it away.
+    return CheckResult(False, _clip(f"{_json_path(err.absolute_path)}: [{err.validator}] {err.message}"))
 
 
 def _check_regex(pattern: str, text: str) -> CheckResult:

@@ -40,6 +40,7 @@ from structbench.spec.tasks import (
     GrammarTaskSpec,
     JsonTaskSpec,
     RegexTaskSpec,
+    SchemaCorpusTaskSpec,
     TaskSpec,
 )
 from structbench.spec.validate import validate
@@ -137,6 +138,11 @@ def load_task(path: str | Path, *, seed: int = 0, root: Path | None = None) -> L
         check_scorers(doc, spec.scorers)
     _check_patterns(doc, spec)
     rows = _load_rows(refs, spec, seed)
+    if isinstance(spec, SchemaCorpusTaskSpec):
+        # Imported here: the kind owns its row format, and the kind imports this module.
+        from structbench.kinds.schema_corpus import load_corpus
+
+        rows = load_corpus(refs, spec, rows)
     schema = load_schema(refs, spec) if isinstance(spec, JsonTaskSpec) else None
     grammars = load_grammars(refs, spec) if isinstance(spec, GrammarTaskSpec) else ()
     prefix = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Frozen(BaseModel):
@@ -159,7 +159,68 @@ class FanoutTaskSpec(_TaskBase):
     """One item with ``fork(branches)`` per group (True) or one item per branch (False)."""
 
 
+class SchemaCorpusTaskSpec(_TaskBase):
+    """A corpus of JSON schemas, one work item per schema: constrained-decoding coverage.
+
+    Rows come from ``schema_dir`` (one schema per ``*.json`` file) or from ``dataset``
+    (a column holding a schema object or its JSON text), never both. A row without a
+    prompt gets one written from the schema's title, description and property names
+    (or from ``prompt``, when given, as a template over the row).
+    """
+
+    kind: Literal["schema_corpus"]
+    schema_dir: str | None = None
+    """Folder of schema files (``*.json``), relative to this file."""
+    index: str = "index.json"
+    """Feature tags inside ``schema_dir``: ``{file: [feature, ...]}``. Files it doesn't
+    list (or all, without the file) get the features detected from the schema."""
+    examples: str = "examples.json"
+    """Hand-made valid instances inside ``schema_dir``: ``{file: instance}`` (optional)."""
+    schema_field: str = "schema"
+    """Dataset column with the schema (an object, or JSON text)."""
+    id_field: str | None = None
+    """Dataset column with a schema id (the row number when unset)."""
+    prompt_field: str = "prompt"
+    """Dataset column with a prompt (optional per row)."""
+    features_field: str = "features"
+    """Dataset column with feature tags, a list or comma-separated text (optional per row)."""
+    mode: Literal["constrained", "free"] = "constrained"
+    """``free`` sends the same prompts without a constraint (the structured/free twin)."""
+    unique_schemas: bool = False
+    """Make every request's schema text unique (a distinct ``$comment``), so no engine can
+    reuse a compiled grammar: the cost of an unseen schema."""
+    repeats: int = Field(default=1, ge=1, le=16)
+    """Send each schema this many times (all first copies, then all second ...); with 2
+    or more, the report derives compile time from the first copy's extra TTFT."""
+    pair: str | None = None
+    """Name shared by the tasks of one comparison (constrained, free, unique); tasks
+    without it pair by identical prompts."""
+    limit: int | None = Field(default=None, gt=0)
+    """Use only the first N schemas (file-name or dataset order)."""
+    invalid_schemas: Literal["error", "skip"] = "error"
+    """A schema that fails Draft 2020-12 meta-validation stops loading (``error``) or is
+    left out (``skip``: for large third-party corpora written for older drafts)."""
+    max_tokens: int = Field(default=128, gt=0)
+    scorers: tuple[str, ...] = ("json_parse", "schema_valid")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SchemaCorpusTaskSpec:
+        # Compared by value, not by fields set, so a dumped spec validates again.
+        given = self.dataset != DatasetSpec(rows=({},))
+        if self.schema_dir is not None and given:
+            raise ValueError("give schema_dir or dataset, not both")
+        if self.schema_dir is None and not given:
+            raise ValueError("give schema_dir (a folder of schema files) or a dataset with a schema column")
+        return self
+
+
 TaskSpec = Annotated[
-    JsonTaskSpec | RegexTaskSpec | ChoiceTaskSpec | GrammarTaskSpec | ChatTaskSpec | FanoutTaskSpec,
+    JsonTaskSpec
+    | RegexTaskSpec
+    | ChoiceTaskSpec
+    | GrammarTaskSpec
+    | ChatTaskSpec
+    | FanoutTaskSpec
+    | SchemaCorpusTaskSpec,
     Field(discriminator="kind"),
 ]

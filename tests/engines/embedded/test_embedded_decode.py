@@ -130,3 +130,13 @@ def test_impossible_requests_fail_alone(
     bad, good = _run(Decoder(handle), _job(prompt, max_tokens), _job("fine", 3))
     assert bad.error is not None and error in bad.error and bad.finish_reason == "error"
     assert good.error is None and good.completion_tokens == 3
+
+
+def test_unseeded_sampled_rows_differ_from_each_other(handle: ModelHandle) -> None:
+    def unseeded() -> GenJob:
+        return GenJob(GenRequest("same prompt", NO_CONSTRAINT, 10, 1.5), Future(), time.perf_counter())
+
+    a, b = _run(Decoder(handle), unseeded(), unseeded())
+    assert a.text != b.text
+    again = _run(Decoder(handle), unseeded(), unseeded())
+    assert [r.text for r in again] == [a.text, b.text]  # but reproducible run to run

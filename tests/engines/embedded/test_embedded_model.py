@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from structbench.engines.base import ExecContext
-from structbench.engines.embedded.api import GenRequest, GenResult
+from structbench.engines.embedded.api import GenRequest, GenResult, Runtime
 from structbench.engines.embedded.engine import EmbeddedEngine
 from structbench.engines.embedded.runtime import EmbeddedRuntime
 from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
@@ -142,6 +142,8 @@ def test_impossible_requests_become_error_records(embedded_engine: EmbeddedEngin
 
 
 def test_score_choices(embedded_runtime: EmbeddedRuntime) -> None:
+    protocol: Runtime = embedded_runtime  # mypy checks that the runtime satisfies the shared protocol
+    assert protocol.model_id.endswith("smollm2-135m-instruct-hf")
     prompt = embedded_runtime.chat_prompt([("user", "Is the sky blue? Answer yes or no.")])
     scores = embedded_runtime.score_choices(prompt, ["yes", "no", "purple elephants dancing"])
     assert len(scores) == 3 and all(math.isfinite(s) and s < 0 for s in scores)

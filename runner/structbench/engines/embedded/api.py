@@ -38,7 +38,7 @@ class GenResult:
     #: Decoded completion; EOS and stop strings are not part of it.
     text: str
     prompt_tokens: int
-    #: Tokens sampled, including a final EOS.
+    #: Tokens sampled, including a final EOS when one was sampled.
     completion_tokens: int
     #: "stop" (EOS, stop string, or the constraint complete), "length", or "error".
     finish_reason: str

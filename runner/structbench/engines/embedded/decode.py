@@ -15,16 +15,20 @@ key/value tensors fail their requests with an error record.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from structbench.engines.embedded.api import GenResult
-from structbench.engines.embedded.batcher import GenJob, ScoreJob, ScoreResult, fail_job
+from structbench.engines.embedded.batcher import GenJob, ScoreJob, fail_job
 from structbench.engines.embedded.constraints import CompiledConstraint, ConstraintCompiler, Matcher
+from structbench.engines.embedded.select import score_job
+from structbench.engines.embedded.tensors import left_pad_batch, lpad, merge_caches, select_rows
+
+_AUTO_SEED_BASE = 0x5EED
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +83,7 @@ class Decoder:
         eos = int(handle.tokenizer.eos_token_id)
         bit = 1 << (eos % 32)
         self._eos_word, self._eos_val = eos // 32, bit - (1 << 32) if bit >= 1 << 31 else bit
+        self._auto_seed = itertools.count()
         self._reset()
 
     def _reset(self) -> None:
@@ -139,7 +144,10 @@ class Decoder:
             return None
         gen = None
         if req.temperature > 0:
-            gen = torch.Generator().manual_seed(req.seed if req.seed is not None else 0)
+            # Unseeded requests still differ from each other (fan-out samples must not all
+            # agree) yet repeat from run to run: seeds follow the submission order.
+            seed = req.seed if req.seed is not None else _AUTO_SEED_BASE + next(self._auto_seed)
+            gen = torch.Generator().manual_seed(seed)
         strategy = compiled.strategy if compiled else "none"
         return _Row(job, strategy, matcher, mask, len(ids), gen), ids
 
@@ -162,13 +170,7 @@ class Decoder:
     def _prefill(self, prompts: list[list[int]]) -> tuple[torch.Tensor, Any, torch.Tensor]:
         from transformers import DynamicCache
 
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self._h.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding keeps every row's last token aligned
-            ids[i, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-            attn[i, width - len(p) :] = 1
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        ids, attn, pos = left_pad_batch(prompts, self._h.pad_id)
         cache = DynamicCache()
         out = self._h.model(
             input_ids=ids,
@@ -187,23 +189,14 @@ class Decoder:
         attn: torch.Tensor,
         tokens: list[int],
     ) -> None:
-        from transformers import DynamicCache
-
         pos = torch.tensor([r.prompt_len for r in rows], dtype=torch.long)
         nxt = torch.tensor(tokens, dtype=torch.long)
         if not self._rows:
             self._cache, self._attn, self._pos, self._next = cache, attn, pos, nxt
         else:
             width = max(self._attn.shape[1], attn.shape[1])
-            merged = [
-                (
-                    torch.cat([_lpad(k0, width), _lpad(k1, width)]),
-                    torch.cat([_lpad(v0, width), _lpad(v1, width)]),
-                )
-                for (k0, v0), (k1, v1) in zip(_kv_of(self._cache), _kv_of(cache), strict=True)
-            ]
-            self._cache = DynamicCache(ddp_cache_data=merged)
-            self._attn = torch.cat([_lpad(self._attn, width), _lpad(attn, width)])
+            self._cache = merge_caches(self._cache, cache, width)
+            self._attn = torch.cat([lpad(self._attn, width), lpad(attn, width)])
             self._pos = torch.cat([self._pos, pos])
             self._next = torch.cat([self._next, nxt])
         self._rows.extend(rows)
@@ -289,8 +282,6 @@ class Decoder:
         return True
 
     def _retire(self) -> None:
-        from transformers import DynamicCache
-
         keep = [i for i, r in enumerate(self._rows) if not r.done]
         if len(keep) == len(self._rows):
             return
@@ -301,8 +292,7 @@ class Decoder:
         attn = self._attn[idx]
         # Columns that only the departed rows used are padding for everyone left.
         first = int(attn.any(dim=0).long().argmax())
-        kv = [(k[idx, :, first:], v[idx, :, first:]) for k, v in _kv_of(self._cache)]
-        self._cache = DynamicCache(ddp_cache_data=kv)
+        self._cache = select_rows(self._cache, idx, first)
         self._attn = attn[:, first:]
         self._pos, self._next = self._pos[idx], self._next[idx]
         self._rows = [self._rows[i] for i in keep]
@@ -340,61 +330,4 @@ class Decoder:
 
     def score(self, job: ScoreJob) -> None:
         """Length-normalised log-probability of each choice after the prompt."""
-        with torch.inference_mode():
-            self._score(job)
-
-    def _score(self, job: ScoreJob) -> None:
-        tok = self._h.tokenizer
-        prompt: list[int] = tok.encode(job.prompt, add_special_tokens=False)
-        conts: list[list[int]] = [tok.encode(c, add_special_tokens=False) for c in job.choices]
-        if not prompt or not conts:
-            fail_job(job, "score_choices needs a prompt and at least one choice")
-            return
-        keep = max(len(c) for c in conts) + 1
-        logp = self._choice_logprobs(prompt, conts, keep)
-        values: list[float] = []
-        for i, c in enumerate(conts):
-            if not c:
-                values.append(float("-inf"))
-                continue
-            # Kept logits cover the last `keep` positions; the one before a token predicts it.
-            rel = torch.arange(keep - len(c) - 1, keep - 1)
-            values.append(float(logp[i, rel, torch.tensor(c)].mean()))
-        res = ScoreResult(tuple(values), len(prompt), job.t_submit, time.perf_counter())
-        if not job.future.done():
-            job.future.set_result(res)
-
-    def _choice_logprobs(self, prompt: list[int], conts: list[list[int]], keep: int) -> torch.Tensor:
-        seqs = [prompt + c for c in conts]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self._h.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):  # left padding: every choice ends in the last column
-            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-            attn[i, width - len(s) :] = 1
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        out = self._h.model(
-            input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=keep
-        )
-        return torch.log_softmax(out.logits.float(), dim=-1)
-
-
-def _lpad(t: torch.Tensor, width: int) -> torch.Tensor:
-    """Left-pad the sequence axis of ``t`` (axis 1 of a mask, axis 2 of a KV tensor) with zeros."""
-    axis = 1 if t.dim() == 2 else 2
-    missing = width - t.shape[axis]
-    if missing <= 0:
-        return t
-    pad = [0, 0] * (t.dim() - 1 - axis) + [missing, 0]
-    return F.pad(t, pad)
-
-
-def _kv_of(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Key/value tensors per layer of a DynamicCache ([batch, heads, seq, head_dim])."""
-    out: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for entry in cache:
-        k, v = entry[0], entry[1]
-        if k is None or v is None:
-            raise RuntimeError("model cache has no key/value tensors; embedded batching needs one")
-        out.append((k, v))
-    return out
+        score_job(self._h.model, self._h.tokenizer, self._h.pad_id, job)

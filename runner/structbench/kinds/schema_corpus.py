@@ -1,0 +1,348 @@
+"""``kind: schema_corpus``: one item per JSON schema of a corpus, for coverage and cost.
+
+Rows are schemas: files of a folder (``schema_dir``, tagged by its ``index.json``) or a
+dataset column (local JSONL, or a Hugging Face id such as ``epfl-dlab/JSONSchemaBench``
+with ``schema_field: json_schema``). :func:`load_corpus` turns either into rows with fixed
+keys (:data:`ROW_KEYS`), checked against Draft 2020-12 at load time: a schema that is
+valid but exotic passes, since whether an engine supports it is what is measured.
+
+Every item's meta carries ``schema_id``, ``features`` (comma-separated), ``repeat``,
+``mode``, ``unique`` and ``pair``: the metrics in :mod:`structbench.metrics.coverage`
+and :mod:`structbench.metrics.cost` read them back from the records.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from structbench.errors import SpecError
+from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.kinds.common import item_id, row_plan
+from structbench.kinds.corpus_features import detect_features, feature_order
+from structbench.spec.checks import Refs
+from structbench.spec.loader import LoadedTask
+from structbench.spec.marks import MarkedDoc, format_field, parse_yaml
+from structbench.spec.paths import PathEscape, display_path, resolve_ref
+from structbench.spec.tasks import SchemaCorpusTaskSpec
+from structbench.templates import TemplateError, render
+
+__all__ = ["ROW_KEYS", "corpus_prompt", "expand", "load_corpus", "schema_text"]
+
+#: Keys of a corpus row, as prompt templates see them.
+ROW_KEYS = ("schema_id", "schema", "schema_text", "features", "prompt", "example", "title", "description")
+_MAX_FIELDS = 8
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_corpus(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The corpus rows of a task: from ``schema_dir``, else from the dataset ``rows``.
+
+    Args:
+        refs: Resolves files relative to the task file, with errors at its nodes.
+        spec: The task spec.
+        rows: The dataset rows the loader read (unused with ``schema_dir``).
+
+    Returns:
+        Rows with the keys of :data:`ROW_KEYS`, at most ``spec.limit`` of them.
+
+    Raises:
+        SpecError: On a missing folder, a malformed file, an invalid schema, or a
+            duplicate schema id, located at the file and field that has it.
+    """
+    out = _dir_rows(refs, spec) if spec.schema_dir is not None else _dataset_rows(refs, spec, rows)
+    if not out:
+        raise refs.doc.error(("invalid_schemas",), "every schema failed meta-validation and was skipped")
+    if spec.limit is not None:
+        out = out[: spec.limit]
+    seen: dict[str, int] = {}
+    for i, row in enumerate(out):
+        if row["schema_id"] in seen:
+            msg = f"duplicate schema id '{row['schema_id']}' (rows {seen[row['schema_id']]} and {i})"
+            raise refs.doc.error((spec.id_field or "schema_dir",), msg)
+        seen[row["schema_id"]] = i
+    return out
+
+
+def _dir_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
+    assert spec.schema_dir is not None
+    try:
+        folder = resolve_ref(spec.schema_dir, refs.base_dir, refs.root)
+    except PathEscape as e:
+        raise refs.doc.error(("schema_dir",), str(e)) from None
+    if not folder.is_dir():
+        raise refs.doc.error(("schema_dir",), f"not a folder: {display_path(folder)}")
+    skip = {spec.index, spec.examples}
+    files = sorted(p for p in folder.glob("*.json") if p.name not in skip)
+    if not files:
+        raise refs.doc.error(("schema_dir",), f"no *.json schema files in {display_path(folder)}")
+    index = _json_map(folder / spec.index, "a list of feature names")
+    examples = _json_map(folder / spec.examples, "an instance")
+    names = {p.name for p in files}
+    for listing, mapping in ((spec.index, index), (spec.examples, examples)):
+        for name in mapping:
+            if name not in names:
+                shown = display_path(folder / listing)
+                raise SpecError(shown, 0, 0, name, "no such schema file in the folder")
+    out = []
+    for path in files:
+        try:
+            schema = _read_schema(path)
+        except SpecError:
+            if spec.invalid_schemas == "skip":
+                continue
+            raise
+        tags = index.get(path.name)
+        features = _tags(tags, display_path(folder / spec.index), path.name) if tags is not None else None
+        sid = path.name.removesuffix(".json").removesuffix(".schema")
+        out.append(_row(sid, schema, features, None, examples.get(path.name)))
+    return out
+
+
+def _json_map(path: Path, what: str) -> dict[str, Any]:
+    """A ``{file name: value}`` JSON file, or {} when it does not exist."""
+    if not path.is_file():
+        return {}
+    shown = display_path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise SpecError(shown, e.lineno, e.colno, "", f"invalid JSON: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise SpecError(shown, 1, 1, "", f"must map each schema file name to {what}")
+    return data
+
+
+def _tags(value: Any, shown: str, field: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [t for t in value.split(",") if t.strip()]
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise SpecError(shown, 0, 0, field, "features must be a list of names (or comma-separated text)")
+    return tuple(sorted({t.strip() for t in value}, key=feature_order))
+
+
+def _read_schema(path: Path) -> Any:
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(shown, 0, 0, "", f"cannot read schema: {e}") from None
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(shown, e.lineno, e.colno, "", f"invalid JSON: {e.msg}") from None
+    _check_schema(schema, shown, "", lambda: _marks(text, shown))
+    return schema
+
+
+def _marks(text: str, shown: str) -> MarkedDoc | None:
+    try:  # positions are a nicety: YAML reads almost every JSON file
+        return parse_yaml(text, shown)
+    except SpecError:
+        return None
+
+
+def _check_schema(
+    schema: Any, shown: str, field: str, marks: Callable[[], MarkedDoc | None] | None = None
+) -> None:
+    """Draft 2020-12 meta-validation, the error at the offending keyword."""
+    # Imported here: jsonschema's format checkers take seconds to import on a busy machine.
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(schema, dict | bool):
+        raise SpecError(shown, 0, 0, field, f"a schema must be a JSON object, got {type(schema).__name__}")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as e:
+        inner = tuple(e.absolute_path)
+        doc = marks() if marks is not None else None
+        at = doc.pos(inner) if doc is not None else None
+        where = ".".join(p for p in (field, format_field(inner)) if p)
+        line, col = (at.line, at.col) if at else (0, 0)
+        raise SpecError(shown, line, col, where, f"invalid JSON schema: {e.message}") from None
+
+
+def _dataset_rows(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    shown = refs.doc.file
+    out = []
+    for i, raw in enumerate(rows):
+        sid = str(raw[spec.id_field]) if spec.id_field and raw.get(spec.id_field) is not None else f"row{i}"
+        where = f"dataset row {i} ('{sid}'): {spec.schema_field}"
+        if spec.schema_field not in raw:
+            cols = ", ".join(sorted(map(str, raw))) or "none"
+            raise refs.doc.error(
+                ("schema_field",), f"row {i} has no column '{spec.schema_field}' (columns: {cols})"
+            )
+        try:
+            schema = _parse_cell(raw[spec.schema_field], shown, where)
+        except SpecError:
+            if spec.invalid_schemas == "skip":
+                continue
+            raise
+        tags = raw.get(spec.features_field)
+        features = _tags(tags, shown, where) if tags not in (None, "", []) else None
+        prompt = raw.get(spec.prompt_field)
+        out.append(_row(sid, schema, features, prompt if isinstance(prompt, str) and prompt else None, None))
+    return out
+
+
+def _parse_cell(value: Any, shown: str, where: str) -> Any:
+    """A dataset cell's schema: an object, or its JSON text; meta-validated."""
+    schema = value
+    if isinstance(value, str):
+        try:
+            schema = json.loads(value)
+        except json.JSONDecodeError as e:
+            raise SpecError(shown, 0, 0, where, f"not JSON: {e.msg} at {e.lineno}:{e.colno}") from None
+    _check_schema(schema, shown, where)
+    return schema
+
+
+def _row(
+    sid: str, schema: Any, features: tuple[str, ...] | None, prompt: str | None, example: Any
+) -> dict[str, Any]:
+    obj = schema if isinstance(schema, dict) else {}
+    return {
+        "schema_id": sid,
+        "schema": schema,
+        "schema_text": schema_text(schema),
+        "features": list(features if features is not None else detect_features(schema)),
+        "prompt": prompt,
+        "example": example,
+        "title": str(obj.get("title") or ""),
+        "description": str(obj.get("description") or ""),
+    }
+
+
+def schema_text(schema: Any) -> str:
+    """Compact JSON in the schema's own key order (engines emit properties in it)."""
+    return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def corpus_prompt(schema: Any) -> str:
+    """The team's prompt for a schema without one: what to write, and its fields.
+
+    Short on purpose (prefill is the slow part on a CPU): the title or description,
+    then up to eight top-level fields with a hint of their type.
+    """
+    obj = schema if isinstance(schema, dict) else {}
+    what = str(obj.get("title") or "record").strip()
+    lines = [f"Write one realistic {what} as JSON."]
+    if obj.get("description"):
+        lines.append(str(obj["description"]).strip())
+    fields = [_field_hint(name, sub) for name, sub in _top_properties(obj)[:_MAX_FIELDS]]
+    if fields:
+        lines.append("Fields: " + ", ".join(fields) + ".")
+    lines.append("Reply with the JSON only.")
+    return "\n".join(lines)
+
+
+def _top_properties(obj: dict[str, Any]) -> list[tuple[str, Any]]:
+    node = obj
+    ref = obj.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        node = (obj.get("$defs") or {}).get(ref.removeprefix("#/$defs/"), {})
+    props = node.get("properties") if isinstance(node, dict) else None
+    return list(props.items()) if isinstance(props, dict) else []
+
+
+def _field_hint(name: str, sub: Any) -> str:
+    if not isinstance(sub, dict):
+        return name
+    if "const" in sub:
+        return f"{name} ({json.dumps(sub['const'])})"
+    if isinstance(sub.get("enum"), list):
+        return f"{name} (one of {', '.join(map(str, sub['enum'][:6]))})"
+    hint = sub.get("format") or sub.get("type")
+    if isinstance(hint, list):
+        hint = " or ".join(map(str, hint))
+    return f"{name} ({hint})" if isinstance(hint, str) else name
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def expand(task: LoadedTask, rng: random.Random, num_requests: int | None) -> list[WorkItem]:
+    """Items for every planned schema, ``repeats`` times: all first copies, then the second ...
+
+    Copies go in rounds so a repeat reaches the engine after its first copy (when there
+    are more schemas than requests in flight), which makes it a warm repeat.
+
+    Args:
+        task: A loaded ``schema_corpus`` task.
+        rng: Seeds the ``$comment`` that makes each schema unique (``unique_schemas``).
+        num_requests: Schemas to send (rows cycle when fewer); None = each once.
+    """
+    spec = task.spec
+    if not isinstance(spec, SchemaCorpusTaskSpec):
+        raise TypeError(f"task '{spec.name}' is not a schema_corpus task")
+    plan = row_plan(len(task.rows), num_requests)
+    items = []
+    for k in range(spec.repeats):
+        for i, cycle in plan:
+            base = item_id(spec.name, i, cycle)
+            iid = f"{base}/r{k}" if spec.repeats > 1 else base
+            nonce = f"{rng.getrandbits(64):016x}" if spec.unique_schemas else None
+            items.append(_item(task, spec, (i, k), iid, nonce))
+    return items
+
+
+def _item(
+    task: LoadedTask, spec: SchemaCorpusTaskSpec, at: tuple[int, int], iid: str, nonce: str | None
+) -> WorkItem:
+    i, k = at
+    row: dict[str, Any] = task.rows[i]
+    schema = row["schema"]
+    if nonce is not None and isinstance(schema, dict):
+        # Last, so the properties keep their order; any engine treats $comment as a no-op.
+        schema = {**schema, "$comment": f"structbench request {nonce}"}
+    constraint = NO_CONSTRAINT
+    if spec.mode == "constrained":
+        constraint = Constraint(kind="json_schema", json_schema=schema_text(schema))
+    ref = None if spec.reference is None else _render(task, "reference", spec.reference, i, row)
+    gen = Gen("answer", constraint, spec.max_tokens, spec.temperature, reference=ref)
+    meta = (
+        ("row", str(i)),
+        ("schema_id", str(row["schema_id"])),
+        ("features", ",".join(row["features"])),
+        ("repeat", str(k)),
+        ("mode", spec.mode),
+        ("unique", "1" if spec.unique_schemas else "0"),
+        ("pair", spec.pair or ""),
+    )
+    turn = Turn(_prompt(task, spec, i, row), gen)
+    return WorkItem(iid, spec.name, spec.kind, _prefix(task, spec, i, row), (Branch((turn,)),), meta)
+
+
+def _prompt(task: LoadedTask, spec: SchemaCorpusTaskSpec, i: int, row: dict[str, Any]) -> str:
+    if row.get("prompt"):
+        return str(row["prompt"])
+    if spec.prompt:
+        return _render(task, "prompt", spec.prompt, i, row)
+    return corpus_prompt(row["schema"])
+
+
+def _prefix(task: LoadedTask, spec: SchemaCorpusTaskSpec, i: int, row: dict[str, Any]) -> tuple[Message, ...]:
+    out = []
+    if spec.system is not None:
+        out.append(Message("system", _render(task, "system", spec.system, i, row)))
+    for n, shot in enumerate(spec.few_shot):
+        out.append(Message("user", _render(task, f"few_shot[{n}].user", shot.user, i, row)))
+        out.append(Message("assistant", _render(task, f"few_shot[{n}].assistant", shot.assistant, i, row)))
+    return tuple(out)
+
+
+def _render(task: LoadedTask, field: str, template: str, i: int, row: dict[str, Any]) -> str:
+    try:
+        return render(template, row)
+    except TemplateError as e:
+        raise SpecError(display_path(task.path), 0, 0, field, f"template fails on row {i}: {e}") from None

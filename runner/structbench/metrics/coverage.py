@@ -1,0 +1,301 @@
+"""Schema coverage of constrained decoding, JSONSchemaBench style (pure functions).
+
+Per engine and ``schema_corpus`` task, over the schemas of the corpus:
+
+- **declared coverage**: fraction of schemas the engine accepted (no "unsupported",
+  compile or HTTP 400 error). A rejection is a *loud* failure.
+- **empirical coverage**: fraction whose output validates (Draft 2020-12, formats
+  checked; a truncated output is invalid).
+- **compliance**: empirical / declared: of the schemas accepted, the fraction whose
+  output validates. An accepted schema with an invalid output is a *silent* failure:
+  the engine claimed the constraint and did not enforce it.
+
+The unit is the schema: with repeats, a schema is valid only when all its calls were,
+and rejected when any call was. Calls that failed for other reasons (timeouts,
+connection errors) say nothing about support: they count as ``errors`` and leave the
+denominators. Intervals are percentile bootstraps over schemas.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from structbench.kinds.corpus_features import feature_order
+from structbench.metrics.calls import measured
+from structbench.metrics.cell import CellSummary
+from structbench.metrics.cost import CostSummary, corpus_meta, summarize_cost
+from structbench.metrics.inputs import SummaryOptions
+from structbench.metrics.scores import ScoreRate, score_rate
+from structbench.records import CallRecord
+from structbench.scoring.score_run import RecordKey, ScoredRecord, record_key
+from structbench.stats import derive_seed
+
+__all__ = [
+    "CorpusCall",
+    "CorpusSummary",
+    "CoverageStats",
+    "EngineCoverage",
+    "Outcome",
+    "classify_call",
+    "corpus_calls",
+    "coverage_stats",
+    "engine_coverage",
+    "failing_keyword",
+    "is_rejection",
+    "summarize_corpus",
+]
+
+Outcome = Literal["valid", "invalid", "rejected", "error"]
+#: Combining a schema's calls: the first outcome present in this order wins.
+_SEVERITY: tuple[Outcome, ...] = ("rejected", "invalid", "valid", "error")
+#: How engines word a refused constraint: structbench's own "unsupported:", the embedded
+#: engine's "constraint:" compile errors, an HTTP 400/422 from a server, or a message
+#: naming the grammar machinery.
+_REJECT = re.compile(
+    r"^(unsupported:|constraint:)|^http 4(00|22)\b|\b(json.?schema|grammar|xgrammar|outlines|"
+    r"guided|structured.?output|response_format|compil\w*)\b",
+    re.IGNORECASE,
+)
+_KEYWORD = re.compile(r"^\$\S*: \[([^\]]+)\]")
+_MAX_FAILURES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusCall:
+    """One measured call of a constrained ``schema_corpus`` task, classified."""
+
+    engine: str
+    task: str
+    cell_id: str
+    schema_id: str
+    features: tuple[str, ...]
+    outcome: Outcome
+    #: The error (rejected, error) or the validity scorer's reason (invalid).
+    reason: str = ""
+    #: What broke an invalid output: a JSON Schema keyword (``pattern``, ``format``),
+    #: ``truncated`` (ran out of tokens) or ``not_json``.
+    keyword: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageStats:
+    """Coverage of one engine over a set of schemas (all, or those with a feature)."""
+
+    schemas: int
+    declared: ScoreRate
+    empirical: ScoreRate
+    compliance: ScoreRate
+    silent: int
+    loud: int
+    errors: int
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form for ``summary.json``."""
+        return {
+            "schemas": self.schemas,
+            "declared": self.declared.to_dict(),
+            "empirical": self.empirical.to_dict(),
+            "compliance": self.compliance.to_dict(),
+            "silent": self.silent,
+            "loud": self.loud,
+            "errors": self.errors,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCoverage:
+    """Coverage of one engine on one constrained ``schema_corpus`` task.
+
+    Attributes:
+        engine: Engine name.
+        task: Task name.
+        overall: Over every schema.
+        features: Per feature tag, in tag order.
+        keywords: Silent failures counted by the keyword that broke them.
+        failures: ``(schema_id, outcome, reason)`` of every schema not valid.
+    """
+
+    engine: str
+    task: str
+    overall: CoverageStats
+    features: tuple[tuple[str, CoverageStats], ...] = ()
+    keywords: tuple[tuple[str, int], ...] = ()
+    failures: tuple[tuple[str, Outcome, str], ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form for ``summary.json``."""
+        return {
+            "engine": self.engine,
+            "task": self.task,
+            "overall": self.overall.to_dict(),
+            "features": {f: s.to_dict() for f, s in self.features},
+            "silent_by_keyword": dict(self.keywords),
+            "failures": [{"schema_id": s, "outcome": o, "reason": r} for s, o, r in self.failures],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusSummary:
+    """Everything the coverage section of a report shows."""
+
+    coverage: tuple[EngineCoverage, ...] = ()
+    cost: CostSummary = field(default_factory=CostSummary)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON form for ``summary.json``'s ``corpus`` key."""
+        return {"coverage": [c.to_dict() for c in self.coverage], **self.cost.to_dict()}
+
+
+def is_rejection(error: str) -> bool:
+    """True when a call's error says the engine refused the constraint (a loud failure)."""
+    return bool(_REJECT.search(error))
+
+
+def failing_keyword(reason: str) -> str | None:
+    """The keyword of a ``schema_valid`` reason (``$.x: [pattern] ...``), or a failure kind."""
+    m = _KEYWORD.match(reason)
+    if m:
+        return m.group(1)
+    if reason.startswith("not JSON: truncated") or reason.startswith("truncated"):
+        return "truncated"
+    if reason.startswith("not JSON") or reason == "empty output":
+        return "not_json"
+    if reason.startswith("timeout"):
+        return "timeout"
+    return None
+
+
+def classify_call(rec: CallRecord, scored: ScoredRecord | None) -> tuple[Outcome, str, str | None]:
+    """``(outcome, reason, keyword)`` of one call from its error and ``schema_valid`` score."""
+    if rec.error is not None:
+        return ("rejected" if is_rejection(rec.error) else "error"), rec.error, None
+    score = scored.get("schema_valid") if scored is not None else None
+    if score is None or score.value is None:
+        # Scoring did not run (or could not): the output is unjudged, not invalid.
+        return "error", score.reason if score is not None else "schema_valid not scored", None
+    if score.value >= 1.0:
+        return "valid", "", None
+    keyword = failing_keyword(score.reason) or "other"
+    if keyword == "not_json" and rec.finish_reason == "length":
+        # The decoder's complaint points inside the last string; the cause is max_tokens.
+        keyword = "truncated"
+    return "invalid", score.reason, keyword
+
+
+def corpus_calls(records: Iterable[CallRecord], scored: Mapping[RecordKey, ScoredRecord]) -> list[CorpusCall]:
+    """Classify the measured calls of constrained ``schema_corpus`` tasks (others are skipped)."""
+    out = []
+    for rec in measured(records):
+        meta = corpus_meta(rec)
+        if meta is None or meta.mode != "constrained" or rec.constraint != "json_schema":
+            continue
+        outcome, reason, keyword = classify_call(rec, scored.get(record_key(rec)))
+        out.append(
+            CorpusCall(
+                rec.engine, rec.task, rec.cell_id, meta.schema_id, meta.features, outcome, reason, keyword
+            )
+        )
+    return out
+
+
+def _verdicts(calls: Sequence[CorpusCall]) -> dict[str, CorpusCall]:
+    """One call per schema: the most severe outcome among its calls (see :data:`_SEVERITY`)."""
+    best: dict[str, CorpusCall] = {}
+    for c in calls:
+        old = best.get(c.schema_id)
+        if old is None or _SEVERITY.index(c.outcome) < _SEVERITY.index(old.outcome):
+            best[c.schema_id] = c
+    return best
+
+
+def coverage_stats(verdicts: Sequence[CorpusCall], bootstrap: int, seed: int) -> CoverageStats:
+    """Declared, empirical and compliance rates over one verdict per schema."""
+    judged = [v for v in verdicts if v.outcome != "error"]
+    accepted = [v for v in judged if v.outcome != "rejected"]
+    errors = len(verdicts) - len(judged)
+
+    def rate(name: str, vs: Sequence[CorpusCall], ok: frozenset[Outcome]) -> ScoreRate:
+        values = [1.0 if v.outcome in ok else 0.0 for v in vs]
+        return score_rate(values, len(verdicts) - len(vs), name, bootstrap, derive_seed(seed, name))
+
+    return CoverageStats(
+        schemas=len(verdicts),
+        declared=rate("declared", judged, frozenset({"valid", "invalid"})),
+        empirical=rate("empirical", judged, frozenset({"valid"})),
+        compliance=rate("compliance", accepted, frozenset({"valid"})),
+        silent=sum(v.outcome == "invalid" for v in judged),
+        loud=len(judged) - len(accepted),
+        errors=errors,
+    )
+
+
+def engine_coverage(
+    engine: str, task: str, calls: Sequence[CorpusCall], bootstrap: int = 1000, seed: int = 0
+) -> EngineCoverage:
+    """Coverage of one engine on one task, overall and per feature tag.
+
+    Args:
+        engine: Engine name (labels the result; ``calls`` are not filtered by it).
+        task: Task name (ditto).
+        calls: The engine's classified calls on the task, all its cells pooled.
+        bootstrap: Resamples per interval (0 = no intervals).
+        seed: Run seed; each interval's seed derives from it, the engine, task and feature.
+    """
+    verdicts = list(_verdicts(calls).values())
+    features = sorted({f for v in verdicts for f in v.features}, key=feature_order)
+    per_feature = tuple(
+        (
+            f,
+            coverage_stats(
+                [v for v in verdicts if f in v.features], bootstrap, derive_seed(seed, engine, task, f)
+            ),
+        )
+        for f in features
+    )
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        if v.outcome == "invalid":
+            counts[v.keyword or "other"] = counts.get(v.keyword or "other", 0) + 1
+    failures = tuple(
+        (v.schema_id, v.outcome, v.reason)
+        for v in sorted(verdicts, key=lambda v: v.schema_id)
+        if v.outcome != "valid"
+    )
+    return EngineCoverage(
+        engine=engine,
+        task=task,
+        overall=coverage_stats(verdicts, bootstrap, derive_seed(seed, engine, task, "*")),
+        features=per_feature,
+        keywords=tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+        failures=failures[:_MAX_FAILURES],
+    )
+
+
+def summarize_corpus(
+    records: Sequence[CallRecord],
+    scored: Mapping[RecordKey, ScoredRecord],
+    cells: Sequence[CellSummary],
+    options: SummaryOptions,
+) -> CorpusSummary | None:
+    """Coverage and cost of every ``schema_corpus`` task of a run; None when it has none.
+
+    Args:
+        records: Every record of the run (warm-up included: compile times skip schemas
+            the warm-up compiled).
+        scored: Scores by record key (``schema_valid`` decides validity).
+        cells: The run's cell summaries (throughput and TPOT for the cost ratios).
+        options: Bootstrap resamples and seed.
+    """
+    if not any(corpus_meta(r) is not None for r in records):
+        return None
+    calls = corpus_calls(records, scored)
+    groups: dict[tuple[str, str], list[CorpusCall]] = {}
+    for c in calls:
+        groups.setdefault((c.engine, c.task), []).append(c)
+    coverage = tuple(
+        engine_coverage(e, t, cs, options.bootstrap, options.seed) for (e, t), cs in groups.items()
+    )
+    return CorpusSummary(coverage, summarize_cost(records, cells))
