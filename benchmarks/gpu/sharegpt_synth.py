@@ -10,10 +10,34 @@ import json
 import random
 import sys
 
-WORDS = (
-    "garden robot battery sensor moisture schedule pump valve firmware update route map soil "
-    "season harvest tomato lettuce weather forecast alert charge dock blade height lawn edge"
-).split()
+WORDS = [
+    "garden",
+    "robot",
+    "battery",
+    "sensor",
+    "moisture",
+    "schedule",
+    "pump",
+    "valve",
+    "firmware",
+    "update",
+    "route",
+    "map",
+    "soil",
+    "season",
+    "harvest",
+    "tomato",
+    "lettuce",
+    "weather",
+    "forecast",
+    "alert",
+    "charge",
+    "dock",
+    "blade",
+    "height",
+    "lawn",
+    "edge",
+]
 
 
 def main() -> None:
@@ -23,7 +47,9 @@ def main() -> None:
     for i in range(n):
         q = " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 400)))
         a = " ".join(rng.choice(WORDS) for _ in range(rng.randint(40, 300)))
-        rows.append({"id": str(i), "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]})
+        rows.append(
+            {"id": str(i), "conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]}
+        )
     with open(out, "w", encoding="utf-8") as fh:
         json.dump(rows, fh)
 

@@ -41,15 +41,24 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("suite", type=click.Path(path_type=Path))
-@click.option("-n", "--num-requests", type=int, help="Work items per task (overrides the suite).")
+@click.argument("suite", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="Finish RUN_DIR instead: re-run only its unfinished cells and items, then rebuild its report.",
+)
+@click.option(
+    "-n", "--num-requests", type=click.IntRange(min=1), help="Work items per task (overrides the suite)."
+)
 @click.option("--seed", type=int, help="Seed (overrides the suite).")
 @click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--engine", "engines", multiple=True, help="Only run this engine name (repeatable).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_user_errors
 def run(
-    suite: Path,
+    suite: Path | None,
+    resume_dir: Path | None,
     num_requests: int | None,
     seed: int | None,
     results_dir: Path,
@@ -58,9 +67,21 @@ def run(
 ) -> None:
     """Run SUITE (a suite YAML) and write results/<suite>/<UTC time>_<id>/."""
     from structbench.report.terminal import render_terminal_table
-    from structbench.run import RunOptions, run_suite
 
-    out = run_suite(RunOptions(suite, results_dir, num_requests, seed, engines, progress))
+    if resume_dir is not None:
+        if suite is not None or num_requests is not None or seed is not None or engines:
+            raise UserError(
+                "--resume takes the suite, -n, --seed and engines from the run; give none of them"
+            )
+        from structbench.resume import resume_run
+
+        out = resume_run(resume_dir, progress)
+    elif suite is None:
+        raise UserError("give a SUITE to run, or --resume RUN_DIR")
+    else:
+        from structbench.run import RunOptions, run_suite
+
+        out = run_suite(RunOptions(suite, results_dir, num_requests, seed, engines, progress))
     from rich.console import Console
 
     Console().print(render_terminal_table(out.summary))

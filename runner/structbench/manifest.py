@@ -33,13 +33,26 @@ def git_sha(cwd: Path) -> str | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    sha = out.stdout.strip()
+    # Outside a repository git prints its argument back ("HEAD") and fails: no SHA then.
+    return sha if out.returncode == 0 and len(sha) == 40 else None
 
 
 def package_versions() -> dict[str, str]:
     """Versions of structbench and the libraries that shape its numbers (installed ones only)."""
     out = {"structbench": __version__, "python": platform.python_version()}
-    for dist in ("pydantic", "jsonschema", "httpx", "torch", "transformers", "outlines", "sglang", "vllm"):
+    libs = (
+        "pydantic",
+        "jsonschema",
+        "aiohttp",
+        "httpx",
+        "torch",
+        "transformers",
+        "outlines",
+        "sglang",
+        "vllm",
+    )
+    for dist in libs:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from structbench.engines.base import Engine
+from structbench.engines.launch import check_reachable
 from structbench.engines.registry import EngineEnv, create_engine
 from structbench.errors import UserError
 from structbench.ir import WorkItem, item_to_dict
@@ -30,7 +31,7 @@ from structbench.records import CallRecord, RecordWriter
 from structbench.report.build import build_report
 from structbench.report.summary import RunSummary
 from structbench.scoring.judge import judged_tasks, run_judge_pass
-from structbench.spec.engines import EngineSpec
+from structbench.spec.engines import EmbeddedEngineSpec, EngineSpec
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
 
 
@@ -64,6 +65,16 @@ class Cell:
 
 
 @dataclass(frozen=True, slots=True)
+class CellWork:
+    """A cell and the items to run in it (all of them, or the unfinished ones on resume)."""
+
+    cell: Cell
+    items: list[WorkItem]
+    #: Written into the records: 1 for a fresh run, previous max + 1 when resuming.
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class RunOutcome:
     """What a finished (or interrupted) run produced."""
 
@@ -74,12 +85,34 @@ class RunOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class RunKnobs:
+    """Run-wide settings the cell loop needs."""
+
+    seed: int
+    #: Warm-up items per cell (excluded from metrics).
+    warmup: int
+    progress: bool
+    #: Flush the engine's prefix cache before each cell.
+    reset_cache: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _CellCtx:
     sink: Callable[[list[CallRecord]], None]
     bar: Progress
     seed: int
     warmup: int
     gpu_baseline: tuple[int, ...]
+    reset_cache: bool
+
+
+@runtime_checkable
+class CacheResetter(Protocol):
+    """Engines whose server can drop its prefix cache on request."""
+
+    async def reset_prefix_cache(self) -> bool:
+        """True when the server accepted the flush."""
+        ...
 
 
 @runtime_checkable
@@ -96,17 +129,38 @@ def run_suite(opts: RunOptions) -> RunOutcome:
     suite = load_suite(opts.suite)
     seed = suite.spec.seed if opts.seed is None else opts.seed
     engines = _select_engines(suite, opts.engines)
+    preflight(engines)
     items = plan_items(suite, seed, opts.num_requests or suite.spec.load.num_requests)
     cells = plan_cells(suite, engines)
     run_dir = _new_run_dir(opts.results_root, suite.spec.name)
     manifest = _initial_manifest(suite, run_dir, seed, cells)
     write_json(run_dir / "manifest.json", manifest)
     _write_items(run_dir / "items.jsonl", items)
-    interrupted, failed = asyncio.run(
-        _run_engines(engines, cells, items, run_dir, manifest, (seed, suite.spec.load.warmup, opts.progress))
-    )
+    work = [CellWork(c, items[c.task]) for c in cells]
+    knobs = RunKnobs(seed, suite.spec.load.warmup, opts.progress, suite.spec.load.reset_cache)
+    return finish_run(suite, run_dir, manifest, engines, work, knobs)
+
+
+def finish_run(
+    suite: LoadedSuite,
+    run_dir: Path,
+    manifest: dict[str, Any],
+    engines: Sequence[EngineSpec],
+    work: Sequence[CellWork],
+    knobs: RunKnobs,
+) -> RunOutcome:
+    """Run ``work`` cell by cell, judge, close the manifest and build the report.
+
+    Shared by :func:`run_suite` and ``resume.resume_run``.
+    """
+    try:
+        interrupted, failed = asyncio.run(_run_engines(engines, work, run_dir, manifest, knobs))
+    except UserError as e:  # an engine that cannot start: the folder still says what happened
+        manifest["status"], manifest["error"] = "failed", str(e)
+        write_json(run_dir / "manifest.json", manifest)
+        raise
     if not interrupted:
-        asyncio.run(_judge(suite, run_dir, seed))
+        asyncio.run(_judge(suite, run_dir, knobs.seed))
     manifest["status"] = "interrupted" if interrupted else ("partial" if failed else "complete")
     manifest["failed_cells"] = list(failed)
     write_json(run_dir / "manifest.json", manifest)
@@ -147,6 +201,13 @@ def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec]) -> list[Cell]:
     ]
 
 
+def preflight(engines: Sequence[EngineSpec]) -> None:
+    """Check that every attached engine's server is reachable, before any folder or cell."""
+    for e in engines:
+        if not isinstance(e, EmbeddedEngineSpec) and e.url is not None:
+            check_reachable(e.name, e.url)
+
+
 def _select_engines(suite: LoadedSuite, names: Sequence[str]) -> list[EngineSpec]:
     if not names:
         return list(suite.spec.engines)
@@ -171,6 +232,7 @@ def _new_run_dir(root: Path, suite_name: str) -> Path:
 
 def _initial_manifest(suite: LoadedSuite, run_dir: Path, seed: int, cells: Sequence[Cell]) -> dict[str, Any]:
     m = base_manifest(run_dir.name, suite.spec.name, seed, resolved_dict(suite), suite.path.parent)
+    m["suite_path"] = str(suite.path.resolve())  # where --resume reloads the suite from
     m["tasks"] = {
         t.spec.name: {
             "kind": t.spec.kind,
@@ -199,30 +261,29 @@ def _write_items(path: Path, items: dict[str, list[WorkItem]]) -> None:
 
 async def _run_engines(
     engines: Sequence[EngineSpec],
-    cells: Sequence[Cell],
-    items: dict[str, list[WorkItem]],
+    work: Sequence[CellWork],
     run_dir: Path,
     manifest: dict[str, Any],
-    knobs: tuple[int, int, bool],
+    knobs: RunKnobs,
 ) -> tuple[bool, list[str]]:
     """Start each engine once, run its cells, always close it. Returns (interrupted, failed cells)."""
-    seed, warmup, show = knobs
+    seed, warmup, show = knobs.seed, knobs.warmup, knobs.progress
     _cancel_on_sigterm()
     failed: list[str] = []
     with RecordWriter(run_dir / "requests.jsonl") as writer, Progress(enabled=show) as bar:
         for spec in engines:
             engine = create_engine(spec, EngineEnv(workdir=run_dir / "engines" / spec.name, seed=seed))
-            ctx = _CellCtx(writer.write_all, bar, seed, warmup, gpu_baseline())
+            ctx = _CellCtx(writer.write_all, bar, seed, warmup, gpu_baseline(), knobs.reset_cache)
             try:
                 info = await engine.start()
                 manifest["engines"][spec.name] = engine_info_dict(info)
                 write_json(run_dir / "manifest.json", manifest)
-                for cell in (c for c in cells if c.engine == spec.name):
-                    res = await _run_cell(engine, cell, items[cell.task], run_dir, ctx)
+                for cw in (w for w in work if w.cell.engine == spec.name):
+                    res = await _run_cell(engine, cw, run_dir, ctx)
                     if res.interrupted:
                         return True, failed
-                    if res.timed_out or res.n_errors:
-                        failed.append(cell.cell_id)
+                    if res.timed_out or res.n_failed:
+                        failed.append(cw.cell.cell_id)
             except asyncio.CancelledError:
                 return True, failed
             finally:
@@ -232,21 +293,26 @@ async def _run_engines(
 
 async def _run_cell(
     engine: Engine,
-    cell: Cell,
-    items: list[WorkItem],
+    cw: CellWork,
     run_dir: Path,
     ctx: _CellCtx,
 ) -> DriveResult:
+    cell, items = cw.cell, cw.items
     cell_dir = run_dir / "cells" / cell.cell_id
     cell_dir.mkdir(parents=True, exist_ok=True)
     warm = [replace(it, item_id=f"{it.item_id}~warmup{i}") for i, it in enumerate(items[: ctx.warmup])]
+    reset = None
+    if ctx.reset_cache and isinstance(engine, CacheResetter):
+        reset = await engine.reset_prefix_cache()
     before = await _metrics(engine)
     tick = ctx.bar.add_cell(cell.cell_id, len(warm) + len(items))
-    cfg = DriveConfig(cell_id=cell.cell_id, seed=ctx.seed, warmup=len(warm), on_item_done=tick)
+    cfg = DriveConfig(
+        cell_id=cell.cell_id, seed=ctx.seed, warmup=len(warm), attempt=cw.attempt, on_item_done=tick
+    )
     with MemorySampler(ctx.gpu_baseline) as mem:
         res = await drive(engine, warm + items, cell.point, cfg, ctx.sink)
     after = await _metrics(engine)
-    status = "interrupted" if res.interrupted else "timed_out" if res.timed_out else "complete"
+    status = _cell_status(res)
     write_json(
         cell_dir / "cell.json",
         {
@@ -255,15 +321,26 @@ async def _run_cell(
             "t_end": res.t_end,
             "duration_s": res.t_end - res.t_start,
             "status": status,
+            "attempt": cw.attempt,
             "n_items": res.n_items,
             "n_records": res.n_records,
             "n_errors": res.n_errors,
+            "cache_reset": reset,
             "metrics_before": before,
             "metrics_after": after,
             "memory": mem.report.to_dict(),
         },
     )
     return res
+
+
+def _cell_status(res: DriveResult) -> str:
+    """``partial`` when calls failed: ``--resume`` re-runs the items of any cell not ``complete``."""
+    if res.interrupted:
+        return "interrupted"
+    if res.timed_out:
+        return "timed_out"
+    return "partial" if res.n_failed else "complete"
 
 
 async def _metrics(engine: Engine) -> dict[str, float] | None:

@@ -21,10 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import httpx
 
 from structbench.errors import UserError
+from structbench.spec.resolved import REDACTED, is_secret_name, redact_args
 
 # Strong references: a server nobody holds any more must still be stopped at exit.
 _LIVE: set[ServerProcess] = set()
@@ -80,6 +82,7 @@ class ServerProcess:
         self.cfg = cfg
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._secrets = secret_values(cfg.argv, cfg.env)
 
     @property
     def pid(self) -> int | None:
@@ -97,7 +100,7 @@ class ServerProcess:
             raise RuntimeError("server already spawned")
         self.cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.cfg.log_path.open("ab")
-        self._log.write(f"$ {' '.join(self.cfg.argv)}\n".encode())
+        self._log.write(f"$ {' '.join(redact_args(list(self.cfg.argv)))}\n".encode())
         self._log.flush()
         env = {**os.environ, **dict(self.cfg.env)}
         try:
@@ -151,7 +154,7 @@ class ServerProcess:
             raise RuntimeError("server not spawned")
         rc = self._proc.poll()
         if rc is not None:
-            last = " | ".join(tail(self.cfg.log_path, 8))
+            last = self._redact(" | ".join(tail(self.cfg.log_path, 8)))
             raise UserError(
                 f"{self.cfg.name} server exited with code {rc} during startup; "
                 f"see {self.cfg.log_path}; last lines: {last}"
@@ -176,12 +179,72 @@ class ServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+        redact_file(self.cfg.log_path, self._secrets)
         return rc
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+
+def secret_values(argv: Sequence[str], env: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """The secrets a server is given: values of secret-looking flags and env variables.
+
+    A server may print its arguments or environment at startup (vLLM logs its non-default
+    args), and its log lands in the results folder, so these are redacted from it.
+    """
+    found = {v for k, v in env if is_secret_name(k)}
+    for arg, shown in zip(argv, redact_args(list(argv)), strict=True):
+        if shown == REDACTED:
+            found.add(arg)
+        elif shown != arg and "=" in arg:
+            found.add(arg.partition("=")[2])
+    return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))
+
+
+def redact_file(path: Path, secrets: Sequence[str]) -> None:
+    """Replace every secret in a (log) file; it is rewritten only when one occurs."""
+    if not secrets:
+        return
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return
+    clean = data
+    for secret in secrets:
+        clean = clean.replace(secret.encode(), REDACTED.encode())
+    if clean != data:
+        path.write_bytes(clean)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)  # start_new_session made pid the group id
+
+
+def check_reachable(name: str, url: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when an attached server's host and port accept no TCP connection.
+
+    Run before a run starts, so a typo in a ``url`` costs a second, not the cells before it.
+    Only the scheme, host and port are shown: a URL may carry credentials.
+
+    Raises:
+        UserError: The URL is malformed or nothing listens there.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as e:
+        raise UserError(f"engine '{name}': bad url: {e}") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise UserError(f"engine '{name}': url must look like http://host:port, got '{parts.scheme}://...'")
+    shown = f"{parts.scheme}://{host}:{port}"
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise UserError(f"engine '{name}': cannot reach {shown} ({reason}); is the server running?") from None
 
 
 def server_env(extra: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

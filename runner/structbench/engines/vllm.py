@@ -147,7 +147,8 @@ class VllmEngine:
                 argv=launch_argv(launch, port, self.spec.cache),
                 log_path=log,
                 health_url=f"http://{launch.host}:{port}/health",
-                env=server_env(launch.env),
+                # Dev mode only adds /reset_prefix_cache, which run.py uses between cells.
+                env=server_env({"VLLM_SERVER_DEV_MODE": "1", **launch.env}),
                 startup_timeout_s=launch.startup_timeout_s,
             )
         )

@@ -70,6 +70,13 @@ class DriveResult:
     n_errors: int
     interrupted: bool
     timed_out: bool
+    #: Errors that are "unsupported: ..." (a declared limit of the engine, not a failure).
+    n_unsupported: int = 0
+
+    @property
+    def n_failed(self) -> int:
+        """Error records that are real failures (unsupported constraints excluded)."""
+        return self.n_errors - self.n_unsupported
 
 
 def error_records(item: WorkItem, engine: str, ctx: ExecContext, error: str) -> list[CallRecord]:
@@ -103,7 +110,7 @@ class _Cell:
         self.planned: list[float | None] = [None] * n
         self.finished: list[bool] = [False] * n
         self.t0: float | None = None
-        self.n_items = self.n_records = self.n_errors = 0
+        self.n_items = self.n_records = self.n_errors = self.n_unsupported = 0
 
     def ctx(self, t_scheduled: float, warmup: bool = False) -> ExecContext:
         c = self.cfg
@@ -115,6 +122,7 @@ class _Cell:
         self.n_items += 1
         self.n_records += len(recs)
         self.n_errors += sum(1 for r in recs if r.error is not None)
+        self.n_unsupported += sum(1 for r in recs if r.unsupported)
         if self.cfg.on_item_done is not None:
             self.cfg.on_item_done()
 
@@ -237,4 +245,5 @@ async def drive(
         n_errors=cell.n_errors,
         interrupted=interrupted,
         timed_out=timed_out,
+        n_unsupported=cell.n_unsupported,
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from structbench.metrics.calls import CallTiming, call_timing, duration_s, final_attempts, measured
 from structbench.metrics.inputs import SLO, CellInfo, CellRuntime, SummaryOptions
+from structbench.metrics.roofline import Roofline
 from structbench.metrics.scores import FieldRate, ScoreRate, canary_verdict, field_rates, score_rates
 from structbench.records import CallRecord
 from structbench.scoring.registry import ACCURACY_SCORERS, VALIDITY_SCORERS
@@ -65,11 +66,39 @@ class Latency:
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
-    """Prefix-cache hit rates: client-reported cached tokens and server counter deltas."""
+    """Prefix-cache hit rates: client-reported cached tokens and server counter deltas.
+
+    Attributes:
+        ideal_hit_rate: The workload's ideal hit rate (DESIGN.md "Prefix-cache benefit"),
+            on the basis the engine can reach: whole blocks for vLLM, tokens otherwise.
+        ideal_token_hit_rate: The token-level ideal, whatever the engine.
+        ideal_basis: "tokens" or "blocks of N" (what ``ideal_hit_rate`` counts).
+        ideal_tokenizer: Which tokenizer counted the prompt tokens (the model's own, or
+            an approximation when it was not at hand).
+    """
 
     client_hit_rate: float | None = None
     server_hit_rate: float | None = None
     server_source: str | None = None
+    ideal_hit_rate: float | None = None
+    ideal_token_hit_rate: float | None = None
+    ideal_basis: str | None = None
+    ideal_tokenizer: str | None = None
+
+    @property
+    def client_of_ideal(self) -> float | None:
+        """Achieved client-side hit rate as a fraction of the ideal one."""
+        return _of_ideal(self.client_hit_rate, self.ideal_hit_rate)
+
+    @property
+    def server_of_ideal(self) -> float | None:
+        """Server counters' hit rate as a fraction of the ideal one."""
+        return _of_ideal(self.server_hit_rate, self.ideal_hit_rate)
+
+
+def _of_ideal(achieved: float | None, ideal: float | None) -> float | None:
+    # An ideal of 0 leaves nothing to achieve: the ratio is undefined, not 100 %.
+    return achieved / ideal if achieved is not None and ideal else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +129,8 @@ class CellSummary:
     strategies: tuple[str, ...] = field(default=())
     peak_gpu_memory_mb: float | None = None
     peak_rss_mb: float | None = None
+    #: Decode rate against the memory-bandwidth bound, where model size and GPU are known.
+    roofline: Roofline | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Flat JSON form with vLLM-bench metric names (``p99_ttft_ms`` ...)."""

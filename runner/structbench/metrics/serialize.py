@@ -77,6 +77,12 @@ def _tail(c: CellSummary) -> dict[str, object]:
         "client_cache_hit_rate": c.cache.client_hit_rate,
         "server_cache_hit_rate": c.cache.server_hit_rate,
         "server_cache_source": c.cache.server_source,
+        "ideal_cache_hit_rate": c.cache.ideal_hit_rate,
+        "ideal_token_cache_hit_rate": c.cache.ideal_token_hit_rate,
+        "ideal_cache_basis": c.cache.ideal_basis,
+        "ideal_cache_tokenizer": c.cache.ideal_tokenizer,
+        "client_cache_of_ideal": c.cache.client_of_ideal,
+        "server_cache_of_ideal": c.cache.server_of_ideal,
         "scores": [s.to_dict() for s in q.scores],
         "validity": q.validity.to_dict() if q.validity else None,
         "accuracy": q.accuracy.to_dict() if q.accuracy else None,
@@ -86,6 +92,23 @@ def _tail(c: CellSummary) -> dict[str, object]:
         "strategies": list(c.strategies),
         "peak_gpu_memory_mb": c.peak_gpu_memory_mb,
         "peak_rss_mb": c.peak_rss_mb,
+        "roofline": _roofline(c),
+    }
+
+
+def _roofline(c: CellSummary) -> dict[str, object] | None:
+    r = c.roofline
+    if r is None:
+        return None
+    return {
+        "gpu": r.gpu.name,
+        "bandwidth_bytes_per_s": r.gpu.bandwidth,
+        "params": r.model.params,
+        "weight_bytes_per_step": r.model.weight_bytes,
+        "model_source": r.model.source,
+        "limit_tok_s_per_seq": r.limit_tok_s,
+        "achieved_tok_s_per_seq": r.achieved_tok_s,
+        "fraction": r.fraction,
     }
 
 

@@ -18,9 +18,11 @@ from structbench.metrics.coverage import summarize_corpus
 from structbench.records import CallRecord
 from structbench.report.coverage import coverage_plots
 from structbench.report.csv_export import write_cell_csv
+from structbench.report.enrich import enrich_cells
 from structbench.report.html import render_html
 from structbench.report.load import RunData, load_run
 from structbench.report.markdown import render_markdown
+from structbench.report.model_facts import run_models
 from structbench.report.plots import CellSamples, Plot, make_plots
 from structbench.scoring.score_run import ScoredRecord, score_records, write_scores
 
@@ -51,6 +53,7 @@ def _build(data: RunData) -> _Built:
         )
         for info in data.cells
     ]
+    cells = list(enrich_cells(cells, data.records, run_models(data.run_dir)))
     corpus = summarize_corpus(data.records, by_key, cells, data.info.options)
     return _Built(data, tuple(scored), RunSummary(run=data.info, cells=tuple(cells), corpus=corpus))
 

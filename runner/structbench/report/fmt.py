@@ -52,6 +52,23 @@ def cache_hit(c: CellSummary) -> str:
     return f"{pct(client)} (server {pct(server)})"
 
 
+def of_ideal(c: CellSummary) -> str:
+    """Achieved hit rate as % of the ideal: client-side, with the server counters' beside it."""
+    client, server = c.cache.client_of_ideal, c.cache.server_of_ideal
+    if client is None and server is None:
+        return DASH
+    if server is None:
+        return pct(client)
+    if client is None:
+        return f"{pct(server)} (server)"
+    return f"{pct(client)} (server {pct(server)})"
+
+
+def roofline(c: CellSummary) -> str:
+    """Per-sequence decode rate as % of the bandwidth bound."""
+    return DASH if c.roofline is None else pct(c.roofline.fraction)
+
+
 def counts(c: CellSummary) -> str:
     """``completed/failed``, plus unsupported when any."""
     k = c.counts

@@ -86,7 +86,20 @@ def _judge_grades(run_dir: Path) -> Mapping[RecordKey, int | None] | None:
     return grades_by_record(read_judge(path)) if path.exists() else None
 
 
+def _spec_cache_arms(m: dict[str, Any]) -> dict[str, str]:
+    """``cache`` of each launched engine in the resolved spec (older engines did not report it)."""
+    spec = m.get("spec")
+    suite = spec.get("suite") if isinstance(spec, dict) else None
+    engines = suite.get("engines") if isinstance(suite, dict) else None
+    return {
+        str(e.get("name")): str(e["cache"])
+        for e in engines or ()
+        if isinstance(e, dict) and e.get("launch") and isinstance(e.get("cache"), str)
+    }
+
+
 def _run_info(m: dict[str, Any], run_dir: Path, options: SummaryOptions) -> RunInfo:
+    arms = _spec_cache_arms(m)
     engines = tuple(
         EngineRow(
             name=str(name),
@@ -94,7 +107,7 @@ def _run_info(m: dict[str, Any], run_dir: Path, options: SummaryOptions) -> RunI
             model=str(e.get("model") or ""),
             version=str(e.get("version") or ""),
             url=str(e.get("url") or ""),
-            extra=_pairs(e.get("extra")),
+            extra=_pairs({**({"cache": arms[name]} if name in arms else {}), **(e.get("extra") or {})}),
         )
         for name, e in (m.get("engines") or {}).items()
         if isinstance(e, dict)
@@ -164,11 +177,13 @@ def _cell_info(c: dict[str, Any], info: RunInfo) -> CellInfo:
 
 def _cache_pair(engine: EngineRow, extra: Mapping[str, str], point: LoadPoint) -> str:
     # Arms set per engine are two engine entries (one launched without the cache):
-    # pair them by kind and model. Arms set per load label share the engine.
+    # pair them by kind, model and mode (an SGLang "program" engine is no arm of a
+    # "generate" one). Arms set per load label share the engine.
     if "cache_pair" in extra:
         return extra["cache_pair"]
     if any(k in extra for k in ("cache", "prefix_cache", "prefix_caching")):
-        return " ".join(x for x in (engine.kind, engine.model) if x) or engine.name
+        parts = (engine.kind, engine.model, extra.get("backend", ""), extra.get("mode", ""))
+        return " ".join(x for x in parts if x) or engine.name
     return engine.name
 
 

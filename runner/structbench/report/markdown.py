@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from structbench.metrics import RunSummary
+from structbench.report.cache_benefit import cache_benefit_table
 from structbench.report.coverage import coverage_markdown
 from structbench.report.tables import (
     GLOSSARY,
@@ -40,7 +41,11 @@ def _task_sections(summary: RunSummary) -> list[str]:
         if not summary.cells_of(task):
             continue
         parts.append(render_table(task_table(summary, task)))
-        for extra in (scores_table(summary, task), field_table(summary, task)):
+        for extra in (
+            cache_benefit_table(summary, task),
+            scores_table(summary, task),
+            field_table(summary, task),
+        ):
             if extra is not None:
                 parts.append(render_table(extra, level=4))
     return parts

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from structbench.metrics import CellSummary, RunSummary
 from structbench.report import fmt
+from structbench.report.cache_benefit import cache_pairs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -240,27 +241,23 @@ def validity_bars(summary: RunSummary, pal: _Palette) -> Plot | None:
 
 
 def cache_bars(task: str, cells: Sequence[CellSummary]) -> Plot | None:
-    """Prefix cache on vs off: mean E2EL and request throughput per pair of arms.
+    """Prefix cache on vs off: mean TTFT, mean E2EL and request throughput per pair of arms.
 
-    Cells pair up by ``cache_pair`` (same engine kind and model) and load point.
+    Cells pair up by ``cache_pair`` (same engine kind, model and mode) and load point.
     """
-    arms = {
-        (c.info.cache_pair, c.info.load.display(), c.info.cache_arm): c
-        for c in cells
-        if c.info.cache_arm in ("on", "off")
-    }
-    pairs = [(p, ld) for p, ld, arm in arms if arm == "on" and (p, ld, "off") in arms]
+    pairs = cache_pairs(cells)
     if not pairs:
         return None
-    fig = _figure(10.4, 3.6)
-    ax_lat, ax_tp = fig.subplots(1, 2)
+    fig = _figure(13.5, 3.8)
+    ax_ttft, ax_lat, ax_tp = fig.subplots(1, 3)
     panels: tuple[tuple[Axes, Selector, str], ...] = (
+        (ax_ttft, lambda c: c.latency.ttft.mean, "mean TTFT (ms)"),
         (ax_lat, lambda c: c.latency.e2el.mean, "mean E2EL (ms)"),
         (ax_tp, lambda c: c.throughput.request_throughput, "req/s"),
     )
-    groups = [f"{p} {ld}" for p, ld in pairs]
+    groups = [f"{p.on.info.engine} / {p.off.info.engine}\n{p.on.info.load.display()}" for p in pairs]
     for ax, sel, label in panels:
-        series = {f"cache {arm}": [sel(arms[(p, ld, arm)]) for p, ld in pairs] for arm in ("on", "off")}
+        series = {"cache on": [sel(p.on) for p in pairs], "cache off": [sel(p.off) for p in pairs]}
         _grouped_bars(ax, groups, series, _arm_color)
         ax.set_ylabel(label)
     fig.suptitle(f"{task}: prefix cache on vs off")

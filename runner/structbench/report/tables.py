@@ -50,6 +50,9 @@ _TASK_COLUMNS: tuple[_Col, ...] = (
     _Col("validity % [95% CI]", lambda c: fmt.pct_ci(c.quality.validity)),
     _Col("accuracy % [95% CI]", lambda c: fmt.pct_ci(c.quality.accuracy)),
     _Col("cache hit %", fmt.cache_hit),
+    _Col("ideal hit %", lambda c: fmt.pct(c.cache.ideal_hit_rate)),
+    _Col("% of ideal", fmt.of_ideal),
+    _Col("roofline %", fmt.roofline),
     _Col("peak GPU MiB", lambda c: fmt.num(c.peak_gpu_memory_mb)),
 )
 
@@ -82,10 +85,34 @@ def task_table(summary: RunSummary, task: str) -> Table:
         notes.append(f"validity = {', '.join(sorted(v))}")
     if a:
         notes.append(f"accuracy = {', '.join(sorted(a))}")
+    notes += _model_notes(cells)
     strategies = sorted({f"{c.info.engine}: {s}" for c in cells for s in c.strategies})
     if strategies:
         notes.append("strategies: " + "; ".join(strategies))
     return _build(f"Task {task}", _TASK_COLUMNS, cells, tuple(notes))
+
+
+def _model_notes(cells: Sequence[CellSummary]) -> list[str]:
+    """Which tokenizer counted the ideal hit rate, and what the roofline assumed."""
+    notes = []
+    by_tok: dict[str, list[str]] = {}
+    for c in cells:
+        if c.cache.ideal_tokenizer:
+            by_tok.setdefault(c.cache.ideal_tokenizer, []).append(c.info.engine)
+    if len(by_tok) == 1:
+        notes.append(f"ideal hit rate counted with: {next(iter(by_tok))}")
+    elif by_tok:
+        parts = (f"{tok} ({', '.join(dict.fromkeys(engines))})" for tok, engines in by_tok.items())
+        notes.append("ideal hit rate counted with: " + "; ".join(parts))
+    roofs = {
+        f"{r.gpu.name} {r.gpu.bandwidth / 1e12:g} TB/s, {r.model.params / 1e6:,.0f}M params x "
+        f"{r.model.bytes_per_param} B -> {r.limit_tok_s:,.0f} tok/s per sequence"
+        for c in cells
+        if (r := c.roofline) is not None
+    }
+    if roofs:
+        notes.append("roofline: " + "; ".join(sorted(roofs)))
+    return notes
 
 
 def scores_table(summary: RunSummary, task: str) -> Table | None:
@@ -199,6 +226,20 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("accuracy", "share right against the reference (mean of per-call scores)"),
     ("[95% CI]", "percentile bootstrap interval of the mean over calls"),
     ("cache hit", "Σ cached / Σ prompt tokens reported by the engine; server = prefix-cache counter deltas"),
+    (
+        "ideal hit",
+        "the workload's best possible hit rate: each prompt (in send order, warm-up excluded) counted as "
+        "covered up to its longest common token prefix with an earlier prompt of the cell, minus the last "
+        "token, in whole 16-token blocks for vLLM; tokenizer named under the table",
+    ),
+    ("% of ideal", "achieved hit rate / ideal hit rate (client-side; server counters in brackets)"),
+    (
+        "roofline",
+        "per-sequence decode rate 1000 / mean TPOT as % of the memory-bandwidth bound: GPU peak bandwidth "
+        "(vendor data sheet) / bytes of weights one decode step reads (params from the model's "
+        "config.json x bytes per param). A batch shares one weight read, so the bound holds per "
+        "sequence at any batch size; KV-cache reads are ignored, so it is an upper bound",
+    ),
     (
         "canary",
         "a pattern the model would never produce unprompted: any miss means the constraint was not applied",

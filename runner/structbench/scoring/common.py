@@ -37,3 +37,5 @@ def parse_json(text: str) -> tuple[Any, str | None]:
         kind = "truncated" if at_end else "invalid"
         hint = " (wrapped in a ``` code fence)" if text.lstrip().startswith("```") else ""
         return None, f"{kind}: {e.msg} at {e.lineno}:{e.colno}{hint}"
+    except ValueError as e:  # valid JSON Python refuses: an integer past its 4300-digit limit
+        return None, f"unparsable: {str(e)[:200]}"

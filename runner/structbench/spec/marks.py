@@ -29,6 +29,9 @@ _BOOL = "tag:yaml.org,2002:bool"
 _DROP = {"tag:yaml.org,2002:timestamp", _BOOL}
 
 
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader without YAML 1.1 dates and yes/no/on/off booleans."""
 
@@ -140,6 +143,10 @@ class _Builder:
         if self.count > _MAX_NODES:
             raise self.fail(node, f"document too large (over {_MAX_NODES} nodes after expanding aliases)")
         self.values[path] = _pos(node)
+        if isinstance(node, MappingNode | SequenceNode) and node.tag not in _COLLECTION_TAGS:
+            # Collections are built here, not by the loader, so a tag on one (e.g.
+            # ``!!python/object/apply:os.system [...]``) must be refused here too.
+            raise self.fail(node, f"YAML error: unsupported tag '{node.tag}'")
         if isinstance(node, MappingNode):
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from structbench.spec.loader import LoadedSuite, LoadedTask
 
-__all__ = ["REDACTED", "resolved_dict"]
+__all__ = ["REDACTED", "is_secret_name", "redact_args", "resolved_dict"]
 
 REDACTED = "<redacted>"
 # Names of things that hold secrets: HF_TOKEN, OPENAI_API_KEY, --api-key, --hf-token, but
@@ -95,6 +95,19 @@ def _scrub_entry(key: str, value: Any) -> Any:
     if isinstance(value, str) and _SECRET.search(key) and not key.endswith("_env"):
         return REDACTED
     return _scrub(value, key)
+
+
+def is_secret_name(name: str) -> bool:
+    """True for a variable or flag name that holds a secret (``HF_TOKEN``, ``--api-key``).
+
+    ``*_env`` names hold the *name* of a variable, which is fine to record.
+    """
+    return bool(_SECRET.search(name.lstrip("-"))) and not name.endswith("_env")
+
+
+def redact_args(args: list[Any]) -> list[Any]:
+    """A command line with the values of secret-looking flags replaced by :data:`REDACTED`."""
+    return _scrub_args(args)
 
 
 def _scrub_args(args: list[Any]) -> list[Any]:

@@ -29,6 +29,10 @@ class LoadSpec(_Frozen):
     """Cap on in-flight items in ``rate`` mode."""
     num_requests: int | None = Field(default=None, gt=0)
     """Work items per task (rows are cycled when fewer); None = every row once."""
+    reset_cache: bool = True
+    """Flush the engine's prefix cache before each cell (vLLM ``/reset_prefix_cache``, SGLang
+    ``/flush_cache``), so load points of a sweep, which repeat the same prompts, don't warm each other.
+    cell.json records whether the server accepted."""
     warmup: int = Field(default=1, ge=0)
     """Warm-up items per cell, excluded from metrics."""
 

@@ -192,6 +192,34 @@ class SglangEngine:
             ("frontend_version", _sglang_version()),
         )
 
+    async def reset_prefix_cache(self) -> bool:
+        """Drop the server's radix cache (``POST /flush_cache``), so cells don't warm each other.
+
+        Returns False on the embedded backend (it has no prefix cache) or when the server refuses
+        (SGLang refuses while requests are in flight).
+        """
+        if self._client is None or not self._url:
+            return False
+        try:
+            reply = await self._client.post(f"{self._url}/flush_cache")
+        except httpx.HTTPError:
+            return False
+        return reply.status_code == 200
+
+    async def metrics_snapshot(self) -> dict[str, float] | None:
+        """Prometheus counters summed per name (needs ``--enable-metrics``), or None."""
+        if self._client is None or not self._url:
+            return None
+        try:
+            reply = await self._client.get(f"{self._url}/metrics")
+        except httpx.HTTPError:
+            return None
+        if reply.status_code != 200:
+            return None
+        from structbench.engines.prom import parse_metrics
+
+        return parse_metrics(reply.text)
+
     async def close(self) -> None:
         """Close connections, free the runtime, stop a launched server."""
         if self._client is not None:

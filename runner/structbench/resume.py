@@ -1,0 +1,204 @@
+"""``structbench run --resume RUN_DIR``: finish an interrupted or partial run in its own folder.
+
+What is reused, and from where:
+
+- the suite is re-loaded from the path the manifest recorded (``suite_path``), because the
+  manifest's resolved spec has secrets and URL credentials redacted and cannot start
+  engines; the re-loaded suite's resolved spec must equal the recorded one, so a suite
+  edited since the run is refused rather than silently mixed into it;
+- the work items come from the run's own ``items.jsonl`` (exactly what the run planned,
+  whatever ``-n``/``--seed`` it was given), the seed from the manifest, the cells from
+  the manifest's cell list;
+- ``requests.jsonl`` is kept as it is and appended to.
+
+A cell is redone when its ``cell.json`` is missing or its status is not ``complete``. Within
+it, only the items lacking a final, successful, non-warm-up record for some call are run
+again, with ``attempt`` = the cell's previous highest attempt + 1 (metrics keep the last
+attempt of each call). "unsupported" records count as done: they would fail the same way.
+The cell's previous ``cell.json`` is kept as ``cell.attempt<N>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from structbench.errors import UserError
+from structbench.ir import WorkItem, item_from_dict
+from structbench.manifest import utc_stamp, write_json
+from structbench.metrics.calls import final_attempts
+from structbench.records import CallRecord, read_records
+from structbench.run import CellWork, RunKnobs, RunOutcome, finish_run, plan_cells, preflight
+from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
+
+#: (item_id, branch, turn) of one call inside a cell.
+_CallKey = tuple[str, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePlan:
+    """What a resume will run: the cells to redo, each with its unfinished items."""
+
+    work: tuple[CellWork, ...]
+    #: Cells left as they are (complete).
+    kept: tuple[str, ...]
+
+
+def resume_run(run_dir: Path, progress: bool = True) -> RunOutcome:
+    """Re-run the unfinished part of ``run_dir`` and rebuild its report.
+
+    Raises:
+        UserError: Not a run folder, its suite is gone or changed, or its files are unreadable.
+    """
+    manifest = _read_manifest(run_dir)
+    suite = _reload_suite(run_dir, manifest)
+    seed = int(manifest["seed"])
+    plan = plan_resume(run_dir, manifest, suite)
+    names = {w.cell.engine for w in plan.work}
+    engines = [e for e in suite.spec.engines if e.name in names]
+    preflight(engines)
+    _end_torn_line(run_dir / "requests.jsonl")
+    for w in plan.work:
+        _archive_cell_json(run_dir / "cells" / w.cell.cell_id, w.attempt)
+    manifest.setdefault("resumes", []).append(
+        {"utc": utc_stamp(), "cells": {w.cell.cell_id: {"attempt": w.attempt, "items": len(w.items)}
+                                       for w in plan.work}}
+    )  # fmt: skip
+    manifest["status"] = "running"
+    write_json(run_dir / "manifest.json", manifest)
+    knobs = RunKnobs(seed, suite.spec.load.warmup, progress, suite.spec.load.reset_cache)
+    return finish_run(suite, run_dir, manifest, engines, plan.work, knobs)
+
+
+def plan_resume(run_dir: Path, manifest: dict[str, Any], suite: LoadedSuite) -> ResumePlan:
+    """Decide which cells and items to run again (pure apart from reading the folder)."""
+    items = read_items(run_dir / "items.jsonl")
+    recorded = [str(c["cell_id"]) for c in manifest.get("cells", ())]
+    cells = {c.cell_id: c for c in plan_cells(suite, suite.spec.engines)}
+    missing = [c for c in recorded if c not in cells]
+    if missing:
+        raise UserError(f"{run_dir}: the suite no longer has the cells {', '.join(missing)}; cannot resume")
+    path = run_dir / "requests.jsonl"
+    records = list(read_records(path)) if path.exists() else []
+    work: list[CellWork] = []
+    kept: list[str] = []
+    for cell_id in recorded:
+        cell = cells[cell_id]
+        if _cell_status(run_dir / "cells" / cell_id / "cell.json") == "complete":
+            kept.append(cell_id)
+            continue
+        mine = [r for r in records if r.cell_id == cell_id]
+        todo = unfinished_items(items.get(cell.task, []), mine)
+        if todo:
+            work.append(CellWork(cell, todo, max((r.attempt for r in mine), default=0) + 1))
+        else:
+            kept.append(cell_id)
+    return ResumePlan(tuple(work), tuple(kept))
+
+
+def unfinished_items(items: Sequence[WorkItem], records: Iterable[CallRecord]) -> list[WorkItem]:
+    """The items with a call whose last non-warm-up record is missing or a failure.
+
+    Args:
+        items: One cell's planned items, in order.
+        records: That cell's records so far (any attempts).
+    """
+    last: dict[_CallKey, CallRecord] = {
+        (r.item_id, r.branch, r.turn): r for r in final_attempts(r for r in records if not r.warmup)
+    }
+
+    def done(item: WorkItem) -> bool:
+        for b, t, _ in item.gens():
+            rec = last.get((item.item_id, b, t))
+            if rec is None or not (rec.ok or rec.unsupported):
+                return False
+        return True
+
+    return [it for it in items if not done(it)]
+
+
+def read_items(path: Path) -> dict[str, list[WorkItem]]:
+    """The run's planned items per task, from its ``items.jsonl``."""
+    out: dict[str, list[WorkItem]] = {}
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                    out.setdefault(str(d["task"]), []).append(item_from_dict(d["item"]))
+                except (ValueError, KeyError, TypeError) as e:
+                    raise UserError(f"{path}:{n}: unreadable work item ({type(e).__name__}: {e})") from e
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from e
+    return out
+
+
+def _read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "manifest.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{run_dir} is not a run folder (no manifest.json)") from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path}: {e}") from e
+    if not isinstance(data, dict) or "seed" not in data or "cells" not in data:
+        raise UserError(f"{path}: not a structbench run manifest")
+    return data
+
+
+def _reload_suite(run_dir: Path, manifest: dict[str, Any]) -> LoadedSuite:
+    """The suite as the run loaded it; refuses one whose resolved spec changed since."""
+    raw = manifest.get("suite_path") or manifest.get("spec", {}).get("path")
+    if not raw:
+        raise UserError(f"{run_dir}/manifest.json records no suite path; cannot resume")
+    suite = load_suite(Path(str(raw)))
+    now = json.loads(json.dumps(resolved_dict(suite), default=str))
+    if now != manifest.get("spec"):
+        changed = sorted(
+            k for k in {*now, *manifest.get("spec", {})} if now.get(k) != manifest["spec"].get(k)
+        )
+        raise UserError(
+            f"{suite.path} changed since the run ({', '.join(changed)} differ); "
+            "resume needs the same suite, tasks and data"
+        )
+    return suite
+
+
+def _cell_status(path: Path) -> str | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # never written (the run stopped before the cell ended) or torn
+    return str(data.get("status")) if isinstance(data, dict) else None
+
+
+def _end_torn_line(path: Path) -> None:
+    """End a torn last line (a kill mid-write) so the next record starts on its own line.
+
+    The torn bytes stay (readers skip the line): resuming deletes nothing.
+    """
+    try:
+        with path.open("rb+") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+    except FileNotFoundError:
+        return
+
+
+def _archive_cell_json(cell_dir: Path, attempt: int) -> None:
+    """Keep the previous attempt's cell.json beside the new one (nothing is overwritten)."""
+    src = cell_dir / "cell.json"
+    if src.exists():
+        os.replace(src, cell_dir / f"cell.attempt{attempt - 1}.json")
+
+
+__all__ = ["ResumePlan", "plan_resume", "read_items", "resume_run", "unfinished_items"]

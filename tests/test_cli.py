@@ -1,0 +1,132 @@
+"""The command line: light imports, one-line errors with exit 2, and a real end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "outlines", "sglang", "vllm", "datasets")
+
+
+def _modules_after(args: list[str]) -> tuple[int, set[str], str]:
+    """Run the CLI in a fresh interpreter and return (exit code, heavy modules imported, stderr)."""
+    code = (
+        "import sys\n"
+        "from structbench.cli import main\n"
+        "try:\n"
+        f"    main({args!r}, standalone_mode=False)\n"
+        "    rc = 0\n"
+        "except SystemExit as e:\n"
+        "    rc = e.code or 0\n"
+        f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+        "sys.exit(rc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HEAVY="))
+    mods = {m for m in line.removeprefix("HEAVY=").split(",") if m}
+    return out.returncode, mods, out.stderr
+
+
+def test_help_imports_no_engine_package() -> None:
+    rc, mods, _ = _modules_after(["--help"])
+    assert rc == 0
+    assert mods == set()
+
+
+def test_validate_imports_no_engine_package() -> None:
+    rc, mods, err = _modules_after(["validate", "suites/json.yaml"])
+    assert rc == 0, err
+    assert mods == set()
+
+
+def test_validate_broken_suite_is_one_line_exit_2(tmp_path: Path) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("name: bad\ntasks: [nope.yaml]\nload:\n  concurency: 4\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "structbench.cli", "validate", str(suite)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert f"{suite}:" in lines[0] or "bad.yaml:" in lines[0]
+
+
+@pytest.mark.embedded
+def test_run_end_to_end_on_embedded_engine(tmp_path: Path) -> None:
+    """A real run: SmolLM2 in process, a JSON task and the regex canary, two items each."""
+    suite = tmp_path / "suites" / "tiny.yaml"
+    suite.parent.mkdir()
+    for sub in ("tasks", "grammars"):
+        (tmp_path / sub).symlink_to(ROOT / sub)
+    (tmp_path / "pyproject.toml").write_text("")  # marks the project root for path checks
+    suite.write_text(
+        "name: tiny\n"
+        "engines: [{kind: embedded, threads: 1}]\n"
+        "tasks: [../tasks/json/ticket.yaml, ../tasks/canary/code.yaml]\n"
+        "load: {concurrency: [2], num_requests: 2, warmup: 0}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "structbench.cli", "run", str(suite), "--results-dir", str(tmp_path / "res"),
+         "--no-progress"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run_dir,) = (tmp_path / "res" / "tiny").iterdir()
+    for name in (
+        "manifest.json",
+        "items.jsonl",
+        "requests.jsonl",
+        "summary.json",
+        "report.md",
+        "report.html",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
+    records = [json.loads(ln) for ln in (run_dir / "requests.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and all(r["error"] is None for r in records)
+    scores = [json.loads(ln) for ln in (run_dir / "scores.jsonl").read_text().splitlines()]
+    flat = [s for row in scores for s in row["scores"]]
+    valid = [s["value"] for s in flat if s["scorer"] in ("schema_valid", "regex_match")]
+    assert valid and all(v == 1.0 for v in valid), flat
+
+
+@pytest.mark.embedded
+def test_run_chat_fanout_and_judge_on_embedded_engine(tmp_path: Path) -> None:
+    """Multi-turn chat with the judge pass, and a fork fan-out, through `structbench run` on SmolLM2."""
+    suite = tmp_path / "suites" / "chatfan.yaml"
+    suite.parent.mkdir()
+    (tmp_path / "tasks").symlink_to(ROOT / "tasks")
+    (tmp_path / "pyproject.toml").write_text("")
+    suite.write_text(
+        "name: chatfan\n"
+        "engines: [{kind: embedded, threads: 1}]\n"
+        "tasks: [../tasks/chat/mtbench_mini.yaml, ../tasks/fanout/manual_qa.yaml]\n"
+        "load: {concurrency: [2], num_requests: 1, warmup: 0}\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "structbench.cli", "run", str(suite), "--results-dir", str(tmp_path / "res"),
+         "--no-progress"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run_dir,) = (tmp_path / "res" / "chatfan").iterdir()
+    records = [json.loads(ln) for ln in (run_dir / "requests.jsonl").read_text().splitlines()]
+    chat = [r for r in records if r["task"] == "mtbench_mini"]
+    fan = [r for r in records if r["task"] == "manual_qa"]
+    assert sorted(r["turn"] for r in chat) == [0, 1]
+    # The second turn carries the model's real first answer in its prompt.
+    second = next(r for r in chat if r["turn"] == 1)
+    first = next(r for r in chat if r["turn"] == 0)
+    assert {"role": "assistant", "content": first["text"]} in second["prompt"]
+    assert len({r["branch"] for r in fan}) == 4  # fork(4) over one shared document
+    grades = [json.loads(ln) for ln in (run_dir / "judge.jsonl").read_text().splitlines()]
+    assert len(grades) == 2
+    assert "judge" in (run_dir / "report.md").read_text()
