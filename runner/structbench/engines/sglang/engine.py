@@ -188,6 +188,7 @@ class SglangEngine:
         return (
             ("backend", self.spec.backend),
             ("mode", self.spec.mode),
+            ("cache", self.spec.cache),
             ("chat_template", f"{t.name if t else '?'} ({template_source})"),
             ("frontend_version", _sglang_version()),
         )
