@@ -66,7 +66,7 @@ def expand_single_turn(
     items = []
     for i, cycle in row_plan(len(task.rows), num_requests):
         row = task.rows[i]
-        ref = None if spec.reference is None else _render(task, "reference", spec.reference, i, row)
+        ref = None if spec.reference is None else render_field(task, "reference", spec.reference, i, row)
         gen = Gen(
             name="answer",
             constraint=constraint,
@@ -75,13 +75,13 @@ def expand_single_turn(
             choice_strategy=strategy,
             reference=ref,
         )
-        turn = Turn(user=_render(task, "prompt", spec.prompt, i, row), gen=gen)
+        turn = Turn(user=render_field(task, "prompt", spec.prompt, i, row), gen=gen)
         items.append(
             WorkItem(
                 item_id=item_id(spec.name, i, cycle),
                 task=spec.name,
                 kind=spec.kind,
-                prefix=_prefix(task, i, row),
+                prefix=prefix_messages(task, i, row),
                 branches=(Branch((turn,)),),
                 meta=(("row", str(i)), *extra_meta),
             )
@@ -89,18 +89,22 @@ def expand_single_turn(
     return items
 
 
-def _prefix(task: LoadedTask, i: int, row: dict[str, Any]) -> tuple[Message, ...]:
+def prefix_messages(task: LoadedTask, i: int, row: dict[str, Any]) -> tuple[Message, ...]:
+    """System prompt and few-shot turns of ``task`` rendered on row ``i``."""
     spec = task.spec
     out = []
     if spec.system is not None:
-        out.append(Message("system", _render(task, "system", spec.system, i, row)))
+        out.append(Message("system", render_field(task, "system", spec.system, i, row)))
     for k, shot in enumerate(spec.few_shot):
-        out.append(Message("user", _render(task, f"few_shot[{k}].user", shot.user, i, row)))
-        out.append(Message("assistant", _render(task, f"few_shot[{k}].assistant", shot.assistant, i, row)))
+        out.append(Message("user", render_field(task, f"few_shot[{k}].user", shot.user, i, row)))
+        out.append(
+            Message("assistant", render_field(task, f"few_shot[{k}].assistant", shot.assistant, i, row))
+        )
     return tuple(out)
 
 
-def _render(task: LoadedTask, field: str, template: str, i: int, row: dict[str, Any]) -> str:
+def render_field(task: LoadedTask, field: str, template: str, i: int, row: dict[str, Any]) -> str:
+    """Render one template field of ``task`` on row ``i``; a failure is a SpecError naming the row."""
     try:
         return render(template, row)
     except TemplateError as e:

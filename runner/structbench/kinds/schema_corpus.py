@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from structbench.errors import SpecError
-from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Message, Turn, WorkItem
-from structbench.kinds.common import item_id, row_plan
+from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Turn, WorkItem
+from structbench.kinds.common import item_id, prefix_messages, render_field, row_plan
 from structbench.kinds.corpus_features import detect_features, feature_order
 from structbench.spec.checks import Refs
 from structbench.spec.loader import LoadedTask
 from structbench.spec.marks import MarkedDoc, format_field, parse_yaml
 from structbench.spec.paths import PathEscape, display_path, resolve_ref
 from structbench.spec.tasks import SchemaCorpusTaskSpec
-from structbench.templates import TemplateError, render
 
 __all__ = ["ROW_KEYS", "corpus_prompt", "expand", "load_corpus", "schema_text"]
 
@@ -308,7 +307,7 @@ def _item(
     constraint = NO_CONSTRAINT
     if spec.mode == "constrained":
         constraint = Constraint(kind="json_schema", json_schema=schema_text(schema))
-    ref = None if spec.reference is None else _render(task, "reference", spec.reference, i, row)
+    ref = None if spec.reference is None else render_field(task, "reference", spec.reference, i, row)
     gen = Gen("answer", constraint, spec.max_tokens, spec.temperature, reference=ref)
     meta = (
         ("row", str(i)),
@@ -320,29 +319,12 @@ def _item(
         ("pair", spec.pair or ""),
     )
     turn = Turn(_prompt(task, spec, i, row), gen)
-    return WorkItem(iid, spec.name, spec.kind, _prefix(task, spec, i, row), (Branch((turn,)),), meta)
+    return WorkItem(iid, spec.name, spec.kind, prefix_messages(task, i, row), (Branch((turn,)),), meta)
 
 
 def _prompt(task: LoadedTask, spec: SchemaCorpusTaskSpec, i: int, row: dict[str, Any]) -> str:
     if row.get("prompt"):
         return str(row["prompt"])
     if spec.prompt:
-        return _render(task, "prompt", spec.prompt, i, row)
+        return render_field(task, "prompt", spec.prompt, i, row)
     return corpus_prompt(row["schema"])
-
-
-def _prefix(task: LoadedTask, spec: SchemaCorpusTaskSpec, i: int, row: dict[str, Any]) -> tuple[Message, ...]:
-    out = []
-    if spec.system is not None:
-        out.append(Message("system", _render(task, "system", spec.system, i, row)))
-    for n, shot in enumerate(spec.few_shot):
-        out.append(Message("user", _render(task, f"few_shot[{n}].user", shot.user, i, row)))
-        out.append(Message("assistant", _render(task, f"few_shot[{n}].assistant", shot.assistant, i, row)))
-    return tuple(out)
-
-
-def _render(task: LoadedTask, field: str, template: str, i: int, row: dict[str, Any]) -> str:
-    try:
-        return render(template, row)
-    except TemplateError as e:
-        raise SpecError(display_path(task.path), 0, 0, field, f"template fails on row {i}: {e}") from None

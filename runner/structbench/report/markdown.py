@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from structbench.metrics import RunSummary
-from structbench.report.cache_benefit import cache_benefit_table
 from structbench.report.coverage import coverage_markdown
+from structbench.report.sections import task_detail_tables
 from structbench.report.tables import (
     GLOSSARY,
     Table,
     canary_table,
-    field_table,
     header_rows,
     problems_table,
-    scores_table,
     task_table,
 )
 
@@ -41,13 +39,7 @@ def _task_sections(summary: RunSummary) -> list[str]:
         if not summary.cells_of(task):
             continue
         parts.append(render_table(task_table(summary, task)))
-        for extra in (
-            cache_benefit_table(summary, task),
-            scores_table(summary, task),
-            field_table(summary, task),
-        ):
-            if extra is not None:
-                parts.append(render_table(extra, level=4))
+        parts += [render_table(extra, level=4) for extra in task_detail_tables(summary, task)]
     return parts
 
 
