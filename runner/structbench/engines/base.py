@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from structbench.ir import Constraint, ConstraintKind, GrammarSyntax, WorkItem
+from structbench.ir import Constraint, ConstraintKind, Gen, GrammarSyntax, WorkItem
 from structbench.records import CallRecord
 
 Clock = Callable[[], float]
@@ -99,3 +99,34 @@ class Engine(Protocol):
     async def close(self) -> None:
         """Release the model, the server or the connections."""
         ...
+
+
+def new_record(
+    engine: str, item: WorkItem, where: tuple[int, int, Gen], ctx: ExecContext, **fields: Any
+) -> CallRecord:
+    """A call record with the identity fields every engine fills the same way.
+
+    Args:
+        engine: Engine name.
+        item: The work item the call belongs to.
+        where: ``(branch, turn, gen)`` of the call, as ``WorkItem.gens()`` yields them.
+        ctx: The driver's context (cell, attempt, warm-up flag, scheduled time).
+        **fields: The call's own fields (timestamps, usage, text, error, strategy, prompt).
+    """
+    branch, turn, gen = where
+    return CallRecord(
+        cell_id=ctx.cell_id,
+        engine=engine,
+        task=item.task,
+        item_id=item.item_id,
+        branch=branch,
+        turn=turn,
+        gen_name=gen.name,
+        constraint=gen.constraint.kind,
+        warmup=ctx.warmup,
+        attempt=ctx.attempt,
+        t_scheduled=ctx.t_scheduled,
+        reference=gen.reference,
+        meta=item.meta,
+        **fields,
+    )

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from structbench.engines.base import Compiled, ExecContext
+from structbench.engines.base import Compiled, ExecContext, new_record
 from structbench.engines.http import JsonBody, OpenAIClient, StreamResult
 from structbench.ir import Gen, Message, WorkItem
 from structbench.records import CallRecord
@@ -179,19 +179,12 @@ class HttpProgram:
         """The call record of one gen (``res`` None when nothing was sent)."""
         r = res or StreamResult(t_sent=0.0, t_done=0.0)
         sent = res is not None
-        return CallRecord(
-            cell_id=ctx.cell_id,
-            engine=self.engine,
-            task=item.task,
-            item_id=item.item_id,
-            branch=call.branch,
-            turn=call.turn,
-            gen_name=call.gen.name,
-            constraint=call.gen.constraint.kind,
-            warmup=ctx.warmup,
-            attempt=ctx.attempt,
+        return new_record(
+            self.engine,
+            item,
+            (call.branch, call.turn, call.gen),
+            ctx,
             strategy=call.plan.strategy,
-            t_scheduled=ctx.t_scheduled,
             t_sent=r.t_sent if sent else None,
             t_first_token=r.t_first_token,
             t_done=r.t_done if sent else None,
@@ -202,7 +195,5 @@ class HttpProgram:
             finish_reason=r.finish_reason,
             text=r.text,
             error=error,
-            reference=call.gen.reference,
             prompt=call.messages,
-            meta=item.meta,
         )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from structbench.engines.base import Clock, Engine, ExecContext
+from structbench.engines.base import Clock, Engine, ExecContext, new_record
 from structbench.ir import WorkItem
 from structbench.load.arrivals import LoadPoint, arrival_offsets
 from structbench.records import CallRecord
@@ -81,25 +81,7 @@ class DriveResult:
 
 def error_records(item: WorkItem, engine: str, ctx: ExecContext, error: str) -> list[CallRecord]:
     """One error record per gen of ``item`` (nothing was sent, or nothing came back)."""
-    return [
-        CallRecord(
-            cell_id=ctx.cell_id,
-            engine=engine,
-            task=item.task,
-            item_id=item.item_id,
-            branch=b,
-            turn=t,
-            gen_name=gen.name,
-            constraint=gen.constraint.kind,
-            warmup=ctx.warmup,
-            attempt=ctx.attempt,
-            t_scheduled=ctx.t_scheduled,
-            error=error,
-            reference=gen.reference,
-            meta=item.meta,
-        )
-        for b, t, gen in item.gens()
-    ]
+    return [new_record(engine, item, where, ctx, error=error) for where in item.gens()]
 
 
 class _Cell:

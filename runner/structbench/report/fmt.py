@@ -42,19 +42,16 @@ def pct_ci(s: ScoreRate | None) -> str:
 
 def cache_hit(c: CellSummary) -> str:
     """Client-side hit rate, with the server counters' rate beside it when both exist."""
-    client, server = c.cache.client_hit_rate, c.cache.server_hit_rate
-    if client is None and server is None:
-        return DASH
-    if server is None:
-        return pct(client)
-    if client is None:
-        return f"{pct(server)} (server)"
-    return f"{pct(client)} (server {pct(server)})"
+    return _client_server(c.cache.client_hit_rate, c.cache.server_hit_rate)
 
 
 def of_ideal(c: CellSummary) -> str:
     """Achieved hit rate as % of the ideal: client-side, with the server counters' beside it."""
-    client, server = c.cache.client_of_ideal, c.cache.server_of_ideal
+    return _client_server(c.cache.client_of_ideal, c.cache.server_of_ideal)
+
+
+def _client_server(client: float | None, server: float | None) -> str:
+    """A client-side rate with the server-side one beside it, whichever exist."""
     if client is None and server is None:
         return DASH
     if server is None:

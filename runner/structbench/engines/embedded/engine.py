@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import replace
 
-from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
+from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext, new_record
 from structbench.engines.embedded.api import GenRequest, GenResult
 from structbench.engines.embedded.constraints import describe_constraint, strategy_label
 from structbench.engines.embedded.runtime import EmbeddedRuntime, load_runtime, resolve_model, versions
@@ -162,23 +162,7 @@ class EmbeddedEngine:
     def _base(
         self, item: WorkItem, b: int, t: int, gen: Gen, messages: tuple[Message, ...], ctx: ExecContext
     ) -> CallRecord:
-        return CallRecord(
-            cell_id=ctx.cell_id,
-            engine=self.name,
-            task=item.task,
-            item_id=item.item_id,
-            branch=b,
-            turn=t,
-            gen_name=gen.name,
-            constraint=gen.constraint.kind,
-            warmup=ctx.warmup,
-            attempt=ctx.attempt,
-            strategy=self._strategy(gen),
-            t_scheduled=ctx.t_scheduled,
-            reference=gen.reference,
-            prompt=messages,
-            meta=item.meta,
-        )
+        return new_record(self.name, item, (b, t, gen), ctx, strategy=self._strategy(gen), prompt=messages)
 
     async def _gen(self, item: WorkItem, base: CallRecord, gen: Gen, ctx: ExecContext) -> CallRecord:
         reason = self.capabilities.unsupported_reason(gen.constraint)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from structbench.engines.base import ExecContext
+from structbench.engines.base import ExecContext, new_record
 from structbench.engines.sglang.plan import ProgramPlan
 from structbench.ir import Message, WorkItem
 from structbench.records import CallRecord
@@ -107,19 +107,12 @@ def to_records(
     recs: list[CallRecord] = []
     for call, o, prompt in zip(plan.calls(), outcomes, prompts(plan, outcomes), strict=True):
         recs.append(
-            CallRecord(
-                cell_id=ctx.cell_id,
-                engine=engine,
-                task=item.task,
-                item_id=item.item_id,
-                branch=call.branch,
-                turn=call.turn,
-                gen_name=call.gen.name,
-                constraint=call.gen.constraint.kind,
-                warmup=ctx.warmup,
-                attempt=ctx.attempt,
+            new_record(
+                engine,
+                item,
+                (call.branch, call.turn, call.gen),
+                ctx,
                 strategy=call.strategy,
-                t_scheduled=ctx.t_scheduled,
                 t_sent=o.t_sent,
                 t_first_token=o.t_first_token,
                 t_done=o.t_done,
@@ -130,9 +123,7 @@ def to_records(
                 finish_reason=o.finish_reason,
                 text=o.text,
                 error=o.error,
-                reference=call.gen.reference,
                 prompt=prompt,
-                meta=item.meta,
             )
         )
     return recs
