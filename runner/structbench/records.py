@@ -83,30 +83,38 @@ class CallRecord:
         return cls(**kw)
 
 
-class RecordWriter:
-    """Appends records to a JSONL file, flushing and fsyncing each one.
+class JsonlAppender:
+    """Appends lines to a JSONL file, flushing and fsyncing each one.
 
-    A crash or Ctrl-C therefore loses at most the call in flight.
+    A crash or Ctrl-C therefore loses at most the line being written.
     """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] = path.open("a", encoding="utf-8")
 
-    def write(self, rec: CallRecord) -> None:
-        """Append one record and flush it to disk."""
-        self._fh.write(rec.to_json() + "\n")
+    def write_line(self, line: str) -> None:
+        """Append one line (no newline in it) and flush it to disk."""
+        self._fh.write(line + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        self._fh.close()
+
+
+class RecordWriter(JsonlAppender):
+    """Appends call records to ``requests.jsonl`` as they complete."""
+
+    def write(self, rec: CallRecord) -> None:
+        """Append one record and flush it to disk."""
+        self.write_line(rec.to_json())
 
     def write_all(self, recs: Iterable[CallRecord]) -> None:
         """Append several records."""
         for r in recs:
             self.write(r)
-
-    def close(self) -> None:
-        """Close the file."""
-        self._fh.close()
 
     def __enter__(self) -> RecordWriter:
         return self

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from structbench.engines.base import Engine, ExecContext
 from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Message, Turn, WorkItem, item_from_dict
-from structbench.records import CallRecord, read_records
+from structbench.records import CallRecord, JsonlAppender, read_records
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.common import not_applicable
 
@@ -271,7 +270,7 @@ async def judge_records(
     constrained = engine.capabilities.unsupported_reason(Constraint(kind="regex", regex=GRADE_REGEX)) is None
     jobs = _plan(records, items, cfg, constrained)
     gate = asyncio.Semaphore(max(1, min(cfg.concurrency, engine.max_concurrency or cfg.concurrency)))
-    sink = _JudgeWriter(out_path) if out_path is not None else None
+    sink = JsonlAppender(out_path) if out_path is not None else None
 
     async def one(job: _Job) -> JudgeScore:
         async with gate:
@@ -282,7 +281,7 @@ async def judge_records(
                 out = [_failed(job, engine.name, f"{type(e).__name__}: {e}")]
             verdict = _verdict(job, engine.name, constrained, out)
         if sink is not None:
-            sink.write(verdict)
+            sink.write_line(json.dumps(asdict(verdict), ensure_ascii=False, separators=(",", ":")))
         return verdict
 
     try:
@@ -314,22 +313,6 @@ def _failed(job: _Job, engine: str, error: str) -> CallRecord:
         cell_id="judge", engine=engine, task=job.rec.task, item_id=job.judge_item.item_id,
         branch=0, turn=0, gen_name="grade", constraint="regex", error=error,
     )  # fmt: skip
-
-
-class _JudgeWriter:
-    """Appends verdicts to ``judge.jsonl``, flushed and fsynced one by one (crash-safe)."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] = path.open("a", encoding="utf-8")
-
-    def write(self, s: JudgeScore) -> None:
-        self._fh.write(json.dumps(asdict(s), ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 def read_judge(path: Path) -> list[JudgeScore]:
