@@ -68,6 +68,9 @@ class EngineInfo:
     version: str = ""
     url: str = ""
     extra: tuple[tuple[str, str], ...] = field(default=())
+    #: Prefix-cache block size in tokens, as the engine reports it (None: no prefix cache
+    #: or unknown). The ideal hit rate is counted at this granularity.
+    cache_block_size: int | None = None
 
 
 @runtime_checkable

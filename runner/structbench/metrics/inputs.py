@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from structbench.metrics.cache import IdealCache
+
 
 @dataclass(frozen=True, slots=True)
 class LoadPoint:
@@ -90,6 +92,10 @@ class CellRuntime:
     #: Peak RSS of the benchmark process (what the in-process engine uses).
     peak_rss_mb: float | None = None
     gpu_available: bool | None = None
+    #: The cell's ideal prefix-cache reuse, computed at run time (None: not computed).
+    ideal: IdealCache | None = None
+    #: The engine's prefix-cache block size in tokens (None: unknown or no cache).
+    cache_block_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
