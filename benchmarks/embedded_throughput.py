@@ -35,6 +35,7 @@ from structbench.engines.base import ExecContext
 from structbench.engines.embedded.engine import EmbeddedEngine
 from structbench.engines.registry import EngineEnv
 from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Turn, WorkItem
+from structbench.program import run_item
 from structbench.records import CallRecord
 from structbench.spec.engines import EmbeddedEngineSpec
 
@@ -116,7 +117,7 @@ async def closed_loop(engine: EmbeddedEngine, work: list[WorkItem], concurrency:
     async def one(item: WorkItem) -> list[CallRecord]:
         async with sem:
             ctx = ExecContext("bench", time.perf_counter, t_scheduled=time.perf_counter())
-            return await engine.execute(item, ctx)
+            return await run_item(engine, item, ctx)
 
     done = await asyncio.gather(*(one(it) for it in work))
     return [r for recs in done for r in recs]

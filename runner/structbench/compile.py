@@ -7,6 +7,7 @@ from pathlib import Path
 
 from structbench.engines.registry import EngineEnv, create_engine
 from structbench.kinds.registry import expand_task
+from structbench.program import compile_item
 from structbench.spec.engines import (
     EmbeddedEngineSpec,
     EngineSpec,
@@ -35,7 +36,7 @@ def compile_task(task_path: Path, engine_kind: str, num_items: int = 1) -> str:
     engine = create_engine(default_engine_spec(engine_kind), EngineEnv(workdir=Path(".")))
     parts = []
     for it in items:
-        c = engine.compile(it)
+        c = compile_item(engine, it)
         head = f"# {c.engine} · {c.item_id} · strategies: {', '.join(c.strategies) or '-'}"
         parts.append(f"{head}\n{c.source}")
     return "\n\n".join(parts)

@@ -11,11 +11,34 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args
 
 from structbench.ir import Message
 
-RECORD_SCHEMA_VERSION = 1
+#: 2: ``status`` added (v1 records derive it from ``error``).
+RECORD_SCHEMA_VERSION = 2
+
+#: What became of one call:
+#: ``ok``: it completed; ``error``: it was sent and failed; ``unsupported``: the engine
+#: declared the gen unsupported and nothing was sent; ``skipped``: not sent because an
+#: earlier call of its branch (or program) did not succeed; ``cancelled``: cut off by a
+#: cell timeout or an interrupt.
+Status = Literal["ok", "error", "unsupported", "skipped", "cancelled"]
+_STATUSES: frozenset[str] = frozenset(get_args(Status))
+
+
+def status_of_error(error: str | None) -> Status:
+    """The status a v1 record (which had only ``error``) implies, from its error prefix."""
+    if error is None:
+        return "ok"
+    for prefix, status in (
+        ("unsupported:", "unsupported"),
+        ("skipped:", "skipped"),
+        ("cancelled:", "cancelled"),
+    ):
+        if error.startswith(prefix):
+            return status  # type: ignore[return-value]
+    return "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +59,8 @@ class CallRecord:
     constraint: str
     warmup: bool = False
     attempt: int = 1
+    #: What became of the call; ``error`` holds the reason whenever it is not ``ok``.
+    status: Status = "ok"
     #: Strategy that actually ran (e.g. "response_format", "structured_outputs.regex",
     #: "sgl.select", "outlines.json"), since semantics differ between them.
     strategy: str = ""
@@ -50,7 +75,7 @@ class CallRecord:
     cached_tokens: int | None = None
     finish_reason: str | None = None
     text: str = ""
-    #: None on success. "unsupported: ..." when the engine cannot run the constraint.
+    #: None on success; why not otherwise (for every status but ``ok``).
     error: str | None = None
     reference: str | None = None
     prompt: tuple[Message, ...] = ()
@@ -58,13 +83,13 @@ class CallRecord:
 
     @property
     def ok(self) -> bool:
-        """True when the call completed without an error."""
-        return self.error is None
+        """True when the call completed."""
+        return self.status == "ok"
 
     @property
     def unsupported(self) -> bool:
-        """True when the engine declared the constraint unsupported."""
-        return self.error is not None and self.error.startswith("unsupported:")
+        """True when the engine declared the gen unsupported (nothing was sent)."""
+        return self.status == "unsupported"
 
     def to_json(self) -> str:
         """Serialize as one JSON line."""
@@ -80,6 +105,8 @@ class CallRecord:
         kw["token_times"] = tuple(kw.get("token_times", ()))
         kw["prompt"] = tuple(Message(m["role"], m["content"]) for m in kw.get("prompt", ()))
         kw["meta"] = tuple((str(a), str(b)) for a, b in kw.get("meta", ()))
+        if kw.get("status") not in _STATUSES:
+            kw["status"] = status_of_error(kw.get("error"))
         return cls(**kw)
 
 

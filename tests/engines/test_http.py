@@ -1,4 +1,4 @@
-"""The shared OpenAI-compatible client: SSE parsing, errors, multi-turn, fan-out (local fake server)."""
+"""The shared streaming client and the OpenAI wire form: SSE parsing, errors, multi-turn, fan-out."""
 
 from __future__ import annotations
 
@@ -13,14 +13,15 @@ import httpx
 import pytest
 from yarl import URL
 
-import structbench.engines.http as http_mod
+import structbench.engines.stream as http_mod
 from http_fake import Handler, serve
-from structbench.engines.base import ExecContext
-from structbench.engines.http import ClientConfig, OpenAIClient, encode_body
-from structbench.engines.http_program import SKIPPED, ConstraintPlan, HttpProgram, completion_prompt
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, ExecContext, Plan
 from structbench.engines.launch import free_port
+from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire, completion_prompt
+from structbench.engines.stream import ClientConfig, HttpClient, OpenAIReader, encode_body
 from structbench.errors import UserError
 from structbench.ir import Branch, Gen, Message, Turn, WorkItem
+from structbench.program import run_item
 
 
 def sse(*chunks: object, done: bool = True) -> bytes:
@@ -76,6 +77,33 @@ def none_plan(gen: Gen) -> ConstraintPlan:
     return ConstraintPlan("none")
 
 
+class WireEngine:
+    """The smallest engine over the shared client and the OpenAI wire form (run by the walker)."""
+
+    name = "e"
+    capabilities = Capabilities(frozenset({"none"}))
+    max_concurrency: int | None = None
+
+    def __init__(self, client: HttpClient, api: str = "chat") -> None:
+        self.client = client
+        self.wire = OpenAIWire(api, none_plan)  # type: ignore[arg-type]
+
+    def plan(self, gen: Gen) -> Plan:
+        return self.wire.plan(gen)
+
+    def render(self, call: Call) -> str:
+        return self.wire.render("m", call)
+
+    async def start(self) -> EngineInfo:
+        return EngineInfo(self.name, "test", "m")
+
+    async def close(self) -> None:
+        return None
+
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+        return await self.wire.generate(self.client, "m", call, clock)
+
+
 async def _run(
     handler: Handler,
     wi: WorkItem,
@@ -84,11 +112,10 @@ async def _run(
     timeout_s: float = 5.0,
 ) -> list[Any]:
     async with serve(handler) as url:
-        client = OpenAIClient(ClientConfig("e", url, timeout_s))
+        client = HttpClient(ClientConfig("e", url, timeout_s))
         client.open()
         try:
-            prog = HttpProgram("e", api, none_plan, seed=1)  # type: ignore[arg-type]
-            return await prog.execute(client, "m", wi, ctx(clock))
+            return await run_item(WireEngine(client, api), wi, ctx(clock))
         finally:
             await client.close()
 
@@ -178,16 +205,17 @@ def test_timeout_and_bad_json() -> None:
 
 def test_connection_refused_is_a_record() -> None:
     async def go() -> list[Any]:
-        client = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
+        client = HttpClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
         client.open()
         try:
-            return await HttpProgram("e", "chat", none_plan).execute(client, "m", item("q", "r"), ctx())
+            return await run_item(WireEngine(client), item("q", "r"), ctx())
         finally:
             await client.close()
 
     first, second = asyncio.run(go())
     assert first.error is not None and first.error.startswith("ClientConnectorError")
-    assert second.error == SKIPPED and second.t_sent is None
+    assert second.status == "skipped" and second.t_sent is None
+    assert second.error is not None and second.error.startswith("skipped: turn 0 of branch 0")
 
 
 def test_multi_turn_carries_real_answers() -> None:
@@ -258,16 +286,16 @@ def test_api_key_from_env_only(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = ClientConfig("e", "http://127.0.0.1:1", 5.0, api_key_env="SB_TEST_KEY")
     monkeypatch.delenv("SB_TEST_KEY", raising=False)
     with pytest.raises(UserError, match="SB_TEST_KEY is not set"):
-        OpenAIClient(cfg).open()
+        HttpClient(cfg).open()
 
     monkeypatch.setenv("SB_TEST_KEY", "sk-secret")
 
     async def go() -> list[Any]:
         async with serve(handler) as url:
-            client = OpenAIClient(ClientConfig("e", url, 5.0, api_key_env="SB_TEST_KEY"))
+            client = HttpClient(ClientConfig("e", url, 5.0, api_key_env="SB_TEST_KEY"))
             client.open()
             try:
-                return await HttpProgram("e", "chat", none_plan).execute(client, "m", item("q"), ctx())
+                return await run_item(WireEngine(client), item("q"), ctx())
             finally:
                 await client.close()
 
@@ -302,11 +330,11 @@ def test_connections_are_reused_after_done() -> None:
     async def go() -> list[Any]:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{port}", 5.0))
+        client = HttpClient(ClientConfig("e", f"http://127.0.0.1:{port}", 5.0))
         client.open()
         try:
-            prog = HttpProgram("e", "chat", none_plan)
-            return [r for _ in range(4) for r in await prog.execute(client, "m", item("q"), ctx())]
+            eng = WireEngine(client)
+            return [r for _ in range(4) for r in await run_item(eng, item("q"), ctx())]
         finally:
             await client.close()
             server.close()
@@ -351,14 +379,16 @@ def test_base_url_with_path_prefix_and_fetch() -> None:
 
     async def go() -> tuple[Any, Any, Any]:
         async with serve(handler) as url:
-            client = OpenAIClient(ClientConfig("e", url + "/proxy/", 5.0))
+            client = HttpClient(ClientConfig("e", url + "/proxy/", 5.0))
             client.open()
             try:
                 reply = await client.fetch("GET", "/metrics")
-                res = await client.stream("/v1/chat/completions", {"model": "m"}, counting_clock())
+                res = await client.stream(
+                    "/v1/chat/completions", {"model": "m"}, counting_clock(), OpenAIReader()
+                )
             finally:
                 await client.close()
-        refused = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
+        refused = HttpClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
         refused.open()
         try:
             return reply, res, await refused.fetch("GET", "/metrics")
@@ -381,9 +411,9 @@ def test_encode_body_and_json_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_client_used_before_open() -> None:
-    client = OpenAIClient(ClientConfig("e", "http://127.0.0.1:1", 5.0))
+    client = HttpClient(ClientConfig("e", "http://127.0.0.1:1", 5.0))
     with pytest.raises(RuntimeError, match="before start"):
-        asyncio.run(client.stream("/v1/completions", {}, counting_clock()))
+        asyncio.run(client.stream("/v1/completions", {}, counting_clock(), OpenAIReader()))
 
 
 def test_env_proxy(monkeypatch: pytest.MonkeyPatch) -> None:

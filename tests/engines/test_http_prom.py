@@ -8,9 +8,9 @@ import math
 import httpx
 
 from http_fake import serve
-from structbench.engines.http import ClientConfig, OpenAIClient
 from structbench.engines.launch import free_port
 from structbench.engines.prom import metrics_delta, parse_metrics, ratio, scrape
+from structbench.engines.stream import ClientConfig, HttpClient
 
 TEXT = """# HELP vllm:prefix_cache_hits_total Prefix cache hits.
 # TYPE vllm:prefix_cache_hits_total counter
@@ -55,11 +55,11 @@ def test_scrape() -> None:
 
     async def go() -> tuple[object, ...]:
         async with serve(handler) as url:
-            client = OpenAIClient(ClientConfig("e", url, 5.0))
+            client = HttpClient(ClientConfig("e", url, 5.0))
             client.open()
             found = await scrape(client), await scrape(client, "/nope")
             await client.close()
-        gone = OpenAIClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
+        gone = HttpClient(ClientConfig("e", f"http://127.0.0.1:{free_port()}", 5.0))
         gone.open()
         unreachable = await scrape(gone)
         await gone.close()

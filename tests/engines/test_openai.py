@@ -14,6 +14,7 @@ from structbench.engines.base import ExecContext
 from structbench.engines.openai import OpenAIEngine
 from structbench.engines.registry import EngineEnv
 from structbench.ir import Branch, Constraint, Gen, Turn, WorkItem
+from structbench.program import run_item
 from structbench.spec.engines import OpenAIEngineSpec
 
 
@@ -42,7 +43,7 @@ def _run(spec: OpenAIEngineSpec, fake: FakeServer, wi: WorkItem, tmp: Path) -> t
             slash = "/" if spec.url.endswith("/") else ""  # keep what the test spec says
             eng = OpenAIEngine(spec.model_copy(update={"url": url + slash}), EngineEnv(tmp))
             info = await eng.start()
-            recs = await eng.execute(wi, ExecContext("c", lambda: 0.0, 0.0))
+            recs = await run_item(eng, wi, ExecContext("c", lambda: 0.0, 0.0))
             snap = await eng.metrics_snapshot()
             await eng.close()
             return info, recs, snap

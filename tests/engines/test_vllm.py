@@ -17,6 +17,7 @@ from structbench.engines.registry import EngineEnv
 from structbench.engines.vllm import VllmEngine, launch_argv, vllm_constraint
 from structbench.errors import UserError
 from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.program import compile_item, run_item
 from structbench.spec.engines import LaunchSpec, VllmEngineSpec
 
 SCHEMA = json.dumps(
@@ -112,7 +113,7 @@ def test_execute_never_sends_guided_fields(tmp_path: Path) -> None:
         async with serve(fake) as url:
             eng = _engine(tmp_path, url)
             await eng.start()
-            recs = await eng.execute(_item(*CONSTRAINTS.values()), ExecContext("c", lambda: 0.0, 0.0))
+            recs = await run_item(eng, _item(*CONSTRAINTS.values()), ExecContext("c", lambda: 0.0, 0.0))
             await eng.close()
             return recs
 
@@ -137,7 +138,7 @@ def test_select_is_recorded_unsupported_and_not_sent(tmp_path: Path) -> None:
         async with serve(fake) as url:
             eng = _engine(tmp_path, url)
             await eng.start()
-            recs = await eng.execute(
+            recs = await run_item(eng,
                 _item(CONSTRAINTS["choice"], strategy="select"), ExecContext("c", lambda: 0.0, 0.0)
             )
             await eng.close()
@@ -155,20 +156,26 @@ def test_start_attach_info_metrics_and_extra_body(tmp_path: Path) -> None:
             eng = _engine(tmp_path, url, extra_body={"ignore_eos": True})
             info = await eng.start()
             snap = await eng.metrics_snapshot()
-            await eng.execute(_item(Constraint()), ExecContext("c", lambda: 0.0, 0.0))
+            await run_item(eng, _item(Constraint()), ExecContext("c", lambda: 0.0, 0.0))
             await eng.close()
             return info, snap, url
 
     info, snap, url = asyncio.run(go())
     assert (info.kind, info.model, info.version, info.url) == ("vllm", "smol", "0.32.0", url)
     assert ("max_model_len", "2048") in info.extra and ("launched", "false") in info.extra
-    assert snap == {"vllm:prefix_cache_hits_total": 64.0, "vllm:prefix_cache_queries_total": 128.0}
+    assert snap == {
+        "vllm:prefix_cache_hits_total": 64.0,
+        "vllm:prefix_cache_queries_total": 128.0,
+        # Engine-neutral names, so that metrics never need vLLM's counter names.
+        "prefix_cache_hit_tokens": 64.0,
+        "prefix_cache_query_tokens": 128.0,
+    }
     assert fake.bodies[0]["ignore_eos"] is True
 
 
 def test_compile_shows_bodies_with_placeholders(tmp_path: Path) -> None:
     eng = _engine(tmp_path)
-    c = eng.compile(
+    c = compile_item(eng,
         _item(
             CONSTRAINTS["json_schema"],
             CONSTRAINTS["regex"],
@@ -181,12 +188,14 @@ def test_compile_shows_bodies_with_placeholders(tmp_path: Path) -> None:
         "structured_outputs.regex",
         "structured_outputs.choice",
     )
-    assert '"<previous answer>"' in c.source and '"response_format"' in c.source
+    assert '"<<answer of gen \'g0\'>>"' in c.source and '"response_format"' in c.source
     assert "guided_" not in c.source and "<served model>" in c.source
-    # Each body parses as JSON after its comment header.
-    bodies = [json.loads(chunk.split("\n", 1)[1]) for chunk in c.source.strip().split("\n\n# ") if chunk]
+    # Each body parses as JSON after its comment header and its endpoint line.
+    chunks = [chunk.split("\n", 2) for chunk in c.source.strip().split("\n\n# ") if chunk]
+    assert all(ch[1] == "POST /v1/chat/completions" for ch in chunks)
+    bodies = [json.loads(ch[2]) for ch in chunks]
     assert [b["messages"][-1]["content"] for b in bodies] == ["q0", "q1", "q2"]
-    assert bodies[2]["messages"][2] == {"role": "assistant", "content": "<previous answer>"}
+    assert bodies[2]["messages"][2] == {"role": "assistant", "content": "<<answer of gen 'g0'>>"}
 
 
 def test_launch_argv() -> None:

@@ -22,6 +22,7 @@ from structbench.engines.vllm import VllmEngine
 from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import DriveConfig, DriveResult, drive
+from structbench.program import run_item
 from structbench.records import CallRecord
 from structbench.spec.engines import VllmEngineSpec
 
@@ -62,7 +63,7 @@ def _with_engine(url: str, tmp: Path, fn: Callable[[VllmEngine], Awaitable[T]]) 
 def _run(url: str, tmp: Path, items: Sequence[WorkItem]) -> list[CallRecord]:
     async def fn(eng: VllmEngine) -> list[CallRecord]:
         ctx = ExecContext("cell", time.perf_counter, time.perf_counter())
-        per = await asyncio.gather(*(eng.execute(it, ctx) for it in items))
+        per = await asyncio.gather(*(run_item(eng, it, ctx) for it in items))
         return [r for recs in per for r in recs]
 
     return _with_engine(url, tmp, fn)
@@ -110,7 +111,7 @@ def test_fan_out_hits_the_prefix_cache(vllm_url: str, tmp_path: Path) -> None:
     async def fn(eng: VllmEngine) -> tuple[list[CallRecord], dict[str, float]]:
         before = await eng.metrics_snapshot()
         ctx = ExecContext("cell", time.perf_counter, time.perf_counter())
-        recs = await eng.execute(wi, ctx)
+        recs = await run_item(eng, wi, ctx)
         after = await eng.metrics_snapshot()
         assert before is not None and after is not None
         return recs, metrics_delta(before, after)

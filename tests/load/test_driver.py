@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
 from structbench.ir import Branch, Gen, Turn, WorkItem
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import CANCELLED_TIMEOUT, DriveConfig, DriveResult, drive
@@ -36,7 +36,7 @@ class FakeClock:
 
 @dataclass
 class FakeEngine:
-    """Scripted engine: each execute yields ``steps`` times, tracks concurrency."""
+    """Scripted engine: each call yields ``steps`` times, tracks concurrency."""
 
     name: str = "fake"
     capabilities: Capabilities = field(default_factory=lambda: Capabilities(frozenset({"none"})))
@@ -46,10 +46,14 @@ class FakeEngine:
     raise_on: frozenset[str] = frozenset()
     in_flight: int = 0
     max_in_flight: int = 0
-    seen: list[tuple[str, bool, float, float]] = field(default_factory=list)
+    #: (item id, t_sent) of every call, in send order.
+    seen: list[tuple[str, float]] = field(default_factory=list)
 
-    def compile(self, item: WorkItem) -> Compiled:
-        return Compiled(self.name, item.item_id, "")
+    def plan(self, gen: Gen) -> Plan:
+        return Plan("none")
+
+    def render(self, call: Call) -> str:
+        return ""
 
     async def start(self) -> EngineInfo:
         return EngineInfo(self.name, "fake", "m")
@@ -57,33 +61,17 @@ class FakeEngine:
     async def close(self) -> None:
         return None
 
-    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        t_sent = ctx.clock()
-        self.seen.append((item.item_id, ctx.warmup, ctx.t_scheduled, t_sent))
+        t_sent = clock()
+        self.seen.append((call.item_id, t_sent))
         try:
             for _ in range(self.steps):
                 await asyncio.sleep(self.real_delay)
-            if item.item_id in self.raise_on:
+            if call.item_id in self.raise_on:
                 raise RuntimeError("boom")
-            return [
-                CallRecord(
-                    ctx.cell_id,
-                    self.name,
-                    item.task,
-                    item.item_id,
-                    b,
-                    t,
-                    g.name,
-                    "none",
-                    warmup=ctx.warmup,
-                    t_scheduled=ctx.t_scheduled,
-                    t_sent=t_sent,
-                    t_done=ctx.clock(),
-                )
-                for b, t, g in item.gens()
-            ]
+            return CallMeasure(t_sent=t_sent, t_done=clock())
         finally:
             self.in_flight -= 1
 
@@ -117,8 +105,7 @@ def test_warmup_first_sequential_and_flagged() -> None:
     eng = FakeEngine()
     items = [_item(i, gens=2) for i in range(6)]
     res, batches = _run(eng, items, _conc(3), DriveConfig("c", 0, warmup=2))
-    assert [s[0] for s in eng.seen[:2]] == ["t/0", "t/1"]
-    assert [s[1] for s in eng.seen] == [True, True, False, False, False, False]
+    assert [s[0] for s in eng.seen[:4]] == ["t/0", "t/0", "t/1", "t/1"]
     # Sequential warm-up: the first two items finished before anything else was sunk.
     assert [b[0].item_id for b in batches[:2]] == ["t/0", "t/1"]
     assert all(r.warmup for b in batches[:2] for r in b)
@@ -131,10 +118,11 @@ def test_rate_mode_respects_offsets_and_cap() -> None:
     eng = FakeEngine(steps=2)
     pt = LoadPoint("rate", None, 2.0, "constant", 1.0, None)
     cfg = DriveConfig("c", 0, clock=clock, sleep=clock.sleep)
-    res, _ = _run(eng, [_item(i) for i in range(5)], pt, cfg)
-    sched = [s[2] for s in eng.seen]
-    assert sched == pytest.approx([res.t_start + 0.5 * i for i in range(5)])
-    assert all(t_sent >= t_sched - 1e-9 for _, _, t_sched, t_sent in eng.seen)
+    res, batches = _run(eng, [_item(i) for i in range(5)], pt, cfg)
+    recs = sorted((r for b in batches for r in b), key=lambda r: r.item_id)
+    assert [r.t_scheduled for r in recs] == pytest.approx([res.t_start + 0.5 * i for i in range(5)])
+    assert all(r.t_sent is not None and r.t_scheduled is not None for r in recs)
+    assert all((r.t_sent or 0) >= (r.t_scheduled or 0) - 1e-9 for r in recs)
 
     eng = FakeEngine(real_delay=0.001)
     capped = LoadPoint("rate", None, math.inf, "poisson", 1.0, 2)
@@ -165,6 +153,8 @@ def test_engine_exception_becomes_error_records() -> None:
     res, batches = _run(eng, [_item(i, gens=3) for i in range(3)], _conc(2), DriveConfig("c", 0))
     bad = [r for b in batches for r in b if r.item_id == "t/1"]
     assert len(bad) == 3 and all(r.error and "RuntimeError: boom" in r.error for r in bad)
+    # The first call failed; the walker skips the rest of its branch.
+    assert [r.status for r in bad] == ["error", "skipped", "skipped"]
     assert res.n_errors == 3 and res.n_records == 9
 
 
@@ -173,18 +163,19 @@ def test_cell_timeout_cancels_and_records() -> None:
     slow = FakeEngine(steps=1, real_delay=30.0)
     items = [_item(i) for i in range(6)]
 
-    async def mixed(item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
+    async def mixed(call: Call, clock: Clock) -> CallMeasure:
         # The first two items are fast, the rest hang until cancelled.
-        return await (eng if item.item_id in ("t/0", "t/1") else slow).execute(item, ctx)
+        return await (eng if call.item_id in ("t/0", "t/1") else slow).generate(call, clock)
 
     eng_mixed = FakeEngine()
-    eng_mixed.execute = mixed  # type: ignore[method-assign]
+    eng_mixed.generate = mixed  # type: ignore[method-assign]
     res, batches = _run(eng_mixed, items, _conc(2), DriveConfig("c", 0, cell_timeout_s=0.5))
     recs = {r.item_id: r for b in batches for r in b}
     assert res.timed_out and not res.interrupted
     assert set(recs) == {f"t/{i}" for i in range(6)}
     assert recs["t/0"].ok and recs["t/1"].ok
     assert all(recs[f"t/{i}"].error == CANCELLED_TIMEOUT for i in range(2, 6))
+    assert all(recs[f"t/{i}"].status == "cancelled" for i in range(2, 6))
     assert res.n_errors == 4 and slow.in_flight == 0
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from structbench.ir import Constraint, ConstraintKind, Gen, GrammarSyntax, WorkItem
+from structbench.ir import Constraint, ConstraintKind, Gen, GrammarSyntax, Message, WorkItem
 from structbench.records import CallRecord
 
 Clock = Callable[[], float]
@@ -44,6 +44,8 @@ class ExecContext:
     t_scheduled: float
     warmup: bool = False
     attempt: int = 1
+    #: Run seed; each call's sampling seed derives from it (:func:`structbench.program.gen_seed`).
+    seed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +75,69 @@ class EngineInfo:
     cache_block_size: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One generation the program walker asks an engine for.
+
+    Attributes:
+        item_id: The work item it belongs to.
+        branch: Branch of the item (``fork`` index).
+        turn: Turn within the branch.
+        gen: What to generate (constraint, limits, temperature).
+        messages: The chat so far: prefix, earlier turns with their real answers (or
+            placeholders when compiling), and this turn's user message.
+        seed: The call's sampling seed (:func:`structbench.program.gen_seed`).
+    """
+
+    item_id: str
+    branch: int
+    turn: int
+    gen: Gen
+    messages: tuple[Message, ...]
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallMeasure:
+    """What one generation call measured. Times are on the driver's clock.
+
+    Every engine returns this, whatever its wire protocol (GuideLLM's one-timings-per-request
+    idea): the walker turns it into a :class:`~structbench.records.CallRecord`.
+    """
+
+    t_sent: float | None = None
+    t_first_token: float | None = None
+    t_done: float | None = None
+    #: Arrival of every token after the first, as the engine's stream reveals them.
+    token_times: tuple[float, ...] = ()
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    finish_reason: str | None = None
+    text: str = ""
+    #: None on success; the failure otherwise (never "unsupported": see :class:`Plan`).
+    error: str | None = None
+    #: The strategy that actually ran, when the engine only knows it after the call.
+    strategy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How an engine will run one gen: its strategy label, or why it can't."""
+
+    strategy: str
+    #: Set when the engine can't run the gen ("unsupported: ..."); nothing is sent then.
+    unsupported: str | None = None
+
+
 @runtime_checkable
 class Engine(Protocol):
-    """One inference engine.
+    """One inference engine: one primitive, :meth:`generate`.
 
-    ``compile`` is pure. ``execute`` never raises for a failed request: it returns
-    records with ``error`` set. Only ``start`` may raise (as a UserError) when the
-    engine can't be brought up.
+    Everything above one call (multi-turn, fork, skip policy, seeds, records) is the
+    engine-neutral walker in :mod:`structbench.program`. ``plan`` and ``render`` are pure.
+    ``generate`` never raises for a failed request: it returns a measure with ``error``.
+    Only ``start`` may raise (as a UserError) when the engine can't be brought up.
     """
 
     name: str
@@ -87,20 +145,47 @@ class Engine(Protocol):
     #: Largest useful number of concurrent items (None = unbounded).
     max_concurrency: int | None
 
-    def compile(self, item: WorkItem) -> Compiled:
-        """Return the native form of ``item`` (pure: no I/O)."""
+    def plan(self, gen: Gen) -> Plan:
+        """The strategy for ``gen``, or why it is unsupported (pure)."""
+        ...
+
+    def render(self, call: Call) -> str:
+        """The native wire form of one call, for ``structbench compile`` (pure)."""
         ...
 
     async def start(self) -> EngineInfo:
         """Load or connect; return facts for the manifest."""
         ...
 
-    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
-        """Run every gen of ``item``; one record per gen, in program order."""
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+        """Run one generation, timed with ``clock``; never raises for a failed request."""
         ...
 
     async def close(self) -> None:
         """Release the model, the server or the connections."""
+        ...
+
+
+@runtime_checkable
+class NativeProgram(Protocol):
+    """An engine that can also run a whole work item natively (SGLang's interpreter).
+
+    When ``native_mode`` is False the engine runs per call and the walker drives
+    :meth:`Engine.generate`; when True, :meth:`native` runs the item and returns one
+    measure per gen in ``WorkItem.gens()`` order.
+    """
+
+    @property
+    def native_mode(self) -> bool:
+        """True when items run as native programs."""
+        ...
+
+    def native_source(self, item: WorkItem) -> str:
+        """The item's native program text (pure)."""
+        ...
+
+    async def native(self, item: WorkItem, clock: Clock) -> list[CallMeasure]:
+        """Run the item as one native program; never raises for failed calls."""
         ...
 
 

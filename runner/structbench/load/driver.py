@@ -1,7 +1,8 @@
 """The asyncio load driver: sends work items to an engine on a schedule and sinks records.
 
-The driver owns timing policy only. The engine's ``execute`` takes the timestamps of its
-own requests (with the clock passed in :class:`~structbench.engines.base.ExecContext`);
+The driver owns timing policy only. Each item runs through the shared program walker
+(:func:`structbench.program.run_item`), whose engine calls take the timestamps of their own
+requests (with the clock passed in :class:`~structbench.engines.base.ExecContext`);
 the driver stamps ``t_scheduled`` (the planned time, so queueing delay shows as
 ``t_sent - t_scheduled``), hands finished records to ``sink`` and ticks ``on_item_done``,
 both outside the engine's request path.
@@ -22,7 +23,8 @@ from dataclasses import dataclass
 from structbench.engines.base import Clock, Engine, ExecContext, new_record
 from structbench.ir import WorkItem
 from structbench.load.arrivals import LoadPoint, arrival_offsets
-from structbench.records import CallRecord
+from structbench.program import run_item
+from structbench.records import CallRecord, Status
 
 Sink = Callable[[list[CallRecord]], None]
 
@@ -36,7 +38,7 @@ class DriveConfig:
 
     Attributes:
         cell_id: Written into every record.
-        seed: Seeds the arrival schedule.
+        seed: Seeds the arrival schedule and (through ``ExecContext.seed``) every call.
         warmup: The first ``warmup`` items run first, one at a time, flagged warm-up.
         clock: Monotonic clock for every timestamp (injected so tests can fake it).
         cell_timeout_s: Wall-clock limit for the whole cell (warm-up included).
@@ -79,9 +81,11 @@ class DriveResult:
         return self.n_errors - self.n_unsupported
 
 
-def error_records(item: WorkItem, engine: str, ctx: ExecContext, error: str) -> list[CallRecord]:
-    """One error record per gen of ``item`` (nothing was sent, or nothing came back)."""
-    return [new_record(engine, item, where, ctx, error=error) for where in item.gens()]
+def error_records(
+    item: WorkItem, engine: str, ctx: ExecContext, error: str, status: Status = "error"
+) -> list[CallRecord]:
+    """One record per gen of ``item`` with the same status and reason (nothing came back)."""
+    return [new_record(engine, item, where, ctx, error=error, status=status) for where in item.gens()]
 
 
 class _Cell:
@@ -96,7 +100,7 @@ class _Cell:
 
     def ctx(self, t_scheduled: float, warmup: bool = False) -> ExecContext:
         c = self.cfg
-        return ExecContext(c.cell_id, c.clock, t_scheduled, warmup=warmup, attempt=c.attempt)
+        return ExecContext(c.cell_id, c.clock, t_scheduled, warmup=warmup, attempt=c.attempt, seed=c.seed)
 
     def finish(self, idx: int, recs: list[CallRecord]) -> None:
         self.finished[idx] = True
@@ -112,8 +116,8 @@ class _Cell:
         self.planned[idx] = t_scheduled
         ctx = self.ctx(t_scheduled, warmup)
         try:
-            recs = await self.engine.execute(item, ctx)
-        except Exception as e:  # engines must not raise; a bug still leaves records
+            recs = await run_item(self.engine, item, ctx)
+        except Exception as e:  # the walker must not raise; a bug still leaves records
             recs = error_records(item, self.engine.name, ctx, f"engine raised {type(e).__name__}: {e}")
         self.finish(idx, recs)
 
@@ -123,7 +127,7 @@ class _Cell:
             if not self.finished[idx]:
                 planned = self.planned[idx]
                 ctx = self.ctx(now if planned is None else planned, warmup=idx < self.cfg.warmup)
-                self.finish(idx, error_records(item, self.engine.name, ctx, error))
+                self.finish(idx, error_records(item, self.engine.name, ctx, error, "cancelled"))
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:

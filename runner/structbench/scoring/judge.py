@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from structbench.engines.base import Engine, ExecContext
 from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Message, Turn, WorkItem, item_from_dict
+from structbench.program import run_item
 from structbench.records import CallRecord, JsonlAppender, read_records
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.common import not_applicable
@@ -276,7 +277,7 @@ async def judge_records(
         async with gate:
             ctx = ExecContext(cell_id="judge", clock=time.perf_counter, t_scheduled=time.perf_counter())
             try:
-                out = await engine.execute(job.judge_item, ctx)
+                out = await run_item(engine, job.judge_item, ctx)
             except Exception as e:  # an engine bug must not lose the other verdicts
                 out = [_failed(job, engine.name, f"{type(e).__name__}: {e}")]
             verdict = _verdict(job, engine.name, constrained, out)

@@ -16,6 +16,7 @@ from structbench.engines.embedded.runtime import resolve_model
 from structbench.engines.registry import EngineEnv
 from structbench.errors import UserError
 from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.program import run_item
 from structbench.spec.engines import EmbeddedEngineSpec
 
 
@@ -62,23 +63,22 @@ def test_unsupported_and_not_started_become_records() -> None:
     engine = EmbeddedEngine(EmbeddedEngineSpec(name="emb"), EngineEnv(Path(".")))
     gbnf = Constraint(kind="grammar", grammars=(("gbnf", 'root ::= "a"'),))
     ctx = ExecContext("cell", time.perf_counter, t_scheduled=1.0, warmup=True, attempt=2)
-    recs = asyncio.run(engine.execute(_item(gbnf, Constraint()), ctx))
+    recs = asyncio.run(run_item(engine, _item(gbnf, Constraint()), ctx))
     assert [r.turn for r in recs] == [0, 1]
-    assert all(r.unsupported for r in recs)  # turn 1 has no real previous answer
+    # Turn 1 has no real previous answer: skipped, as on every engine (the shared walker).
+    assert [r.status for r in recs] == ["unsupported", "skipped"]
     first = recs[0]
     assert first.engine == "emb" and first.cell_id == "cell" and first.t_scheduled == 1.0
     assert first.warmup and first.attempt == 2 and first.meta == (("k", "v"),)
     assert first.prompt == (Message("system", "s"), Message("user", "q0"))
     assert first.t_sent is None and first.constraint == "grammar"
-    (rec,) = asyncio.run(engine.execute(_item(Constraint()), ctx))
+    (rec,) = asyncio.run(run_item(engine, _item(Constraint()), ctx))
     assert rec.error == "engine not started"
 
 
 def test_timebase_identity_for_perf_counter_and_offset_otherwise() -> None:
-    prod = ExecContext("c", time.perf_counter, 0.0)
-    assert _timebase(prod, 5.0, 100.0)(101.5) == 101.5
-    fake = ExecContext("c", lambda: 0.0, 0.0)
-    assert _timebase(fake, 5.0, 100.0)(101.5) == pytest.approx(6.5)
+    assert _timebase(time.perf_counter, 5.0, 100.0)(101.5) == 101.5
+    assert _timebase(lambda: 0.0, 5.0, 100.0)(101.5) == pytest.approx(6.5)
 
 
 def test_importing_the_engine_loads_no_heavy_module() -> None:

@@ -17,6 +17,7 @@ from structbench.engines.embedded.api import GenRequest, GenResult, Runtime
 from structbench.engines.embedded.engine import EmbeddedEngine
 from structbench.engines.embedded.runtime import EmbeddedRuntime
 from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.program import compile_item, run_item
 from structbench.records import CallRecord
 
 pytestmark = pytest.mark.embedded
@@ -41,7 +42,7 @@ def _ask(rt: EmbeddedRuntime, user: str, c: Constraint, max_tokens: int, **kw: o
 
 def _run(engine: EmbeddedEngine, item: WorkItem, clock: object = time.perf_counter) -> list[CallRecord]:
     ctx = ExecContext("cell-1", clock, t_scheduled=0.0)  # type: ignore[arg-type]
-    return asyncio.run(engine.execute(item, ctx))
+    return asyncio.run(run_item(engine, item, ctx))
 
 
 def _item(item_id: str, *branches: tuple[Turn, ...], prefix: tuple[Message, ...] = ()) -> WorkItem:
@@ -152,7 +153,7 @@ def test_score_choices(embedded_runtime: EmbeddedRuntime) -> None:
 
 def test_compile_shows_prompt_and_constraint(embedded_engine: EmbeddedEngine) -> None:
     item = _item("c/0", (Turn("Give JSON.", Gen("j", JSON, 32)), Turn("Again.", Gen("k", YEAR, 8))))
-    compiled = embedded_engine.compile(item)
+    compiled = compile_item(embedded_engine, item)
     assert compiled.strategies == ("outlines.json_schema", "outlines.regex")
     assert "outlines.json_schema(" in compiled.source and "whitespace_pattern='[ ]?'" in compiled.source
     assert "<|im_start|>user\n    Give JSON." in compiled.source.replace("\n    \n", "\n")

@@ -28,6 +28,7 @@ from structbench.engines.base import ExecContext
 from structbench.engines.registry import EngineEnv
 from structbench.engines.sglang.engine import SglangEngine
 from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.program import run_item
 from structbench.records import CallRecord, RecordWriter
 from structbench.spec.engines import LaunchSpec, SglangEngineSpec
 
@@ -108,7 +109,7 @@ def check(recs: list[CallRecord], mode: str) -> list[str]:
 
 async def _run(engine: SglangEngine, work: list[WorkItem]) -> list[CallRecord]:
     ctx = ExecContext(cell_id="proof", clock=time.perf_counter, t_scheduled=time.perf_counter())
-    done = await asyncio.gather(*(engine.execute(i, ctx) for i in work))
+    done = await asyncio.gather(*(run_item(engine, i, ctx) for i in work))
     return [r for recs in done for r in recs]
 
 

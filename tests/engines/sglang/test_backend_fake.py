@@ -38,6 +38,7 @@ from structbench.engines.sglang.compiler import build_program
 from structbench.engines.sglang.engine import SglangEngine
 from structbench.engines.sglang.templates import SMOLLM2_TEMPLATE
 from structbench.ir import WorkItem
+from structbench.program import compile_item, run_item
 from structbench.records import CallRecord
 from structbench.spec.engines import SglangEngineSpec
 
@@ -146,7 +147,7 @@ def _execute(engine: SglangEngine, *items: WorkItem) -> list[list[CallRecord]]:
         assert info.kind == "sglang" and info.model == "fake-smollm2"
         try:
             ctx = ExecContext(cell_id="c0", clock=Clock(), t_scheduled=time.perf_counter())
-            return list(await asyncio.gather(*(engine.execute(it, ctx) for it in items)))
+            return list(await asyncio.gather(*(run_item(engine, it, ctx) for it in items)))
         finally:
             await engine.close()
 
@@ -222,7 +223,7 @@ def test_engine_generate_mode_on_the_runtime(monkeypatch: pytest.MonkeyPatch, tm
 
 def test_compile_is_pure_and_labels_strategies(tmp_path: Path) -> None:
     engine = SglangEngine(SglangEngineSpec(backend="embedded"), EngineEnv(workdir=tmp_path))
-    c = engine.compile(multi_turn())
+    c = compile_item(engine, multi_turn())
     assert c.strategies == ("sgl.gen.json_schema", "sgl.gen.regex")
     assert "@sgl.function" in c.source and SCHEMA in c.source
     assert engine.capabilities.constraints == frozenset({"none", "json_schema", "regex", "choice"})

@@ -19,6 +19,7 @@ from structbench.engines.base import ExecContext
 from structbench.engines.registry import EngineEnv
 from structbench.engines.sglang.engine import SglangEngine
 from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.program import run_item
 from structbench.records import CallRecord
 from structbench.spec.engines import EmbeddedEngineSpec, SglangEngineSpec
 
@@ -78,7 +79,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SglangEngine]:
 def _run(engine: SglangEngine, items: list[WorkItem]) -> list[list[CallRecord]]:
     async def go() -> list[list[CallRecord]]:
         ctx = ExecContext(cell_id="e2e", clock=time.perf_counter, t_scheduled=time.perf_counter())
-        return list(await asyncio.gather(*(engine.execute(i, ctx) for i in items)))
+        return list(await asyncio.gather(*(run_item(engine, i, ctx) for i in items)))
 
     return asyncio.run(go())
 

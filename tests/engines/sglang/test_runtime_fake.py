@@ -26,6 +26,7 @@ from structbench.engines.registry import EngineEnv
 from structbench.engines.sglang.engine import SglangEngine
 from structbench.engines.sglang.server import launch_argv
 from structbench.ir import WorkItem
+from structbench.program import compile_item, run_item
 from structbench.records import CallRecord
 from structbench.spec.engines import LaunchSpec, SglangEngineSpec
 
@@ -63,7 +64,7 @@ def _go(engine: SglangEngine, items: list[WorkItem]) -> tuple[Any, list[list[Cal
         info = await engine.start()
         try:
             ctx = ExecContext(cell_id="c", clock=time.perf_counter, t_scheduled=time.perf_counter())
-            recs = list(await asyncio.gather(*(engine.execute(i, ctx) for i in items)))
+            recs = list(await asyncio.gather(*(run_item(engine, i, ctx) for i in items)))
         finally:
             url = info.url
             await engine.close()
@@ -176,6 +177,6 @@ def test_attach_failure_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot reach the SGLang server"):
         asyncio.run(engine.start())
     bare = SglangEngine(SglangEngineSpec(), EngineEnv(workdir=tmp_path))
-    assert bare.compile(one_gen(JSON_C)).strategies == ("sgl.gen.json_schema",)  # compile needs no server
+    assert compile_item(bare, one_gen(JSON_C)).strategies == ("sgl.gen.json_schema",)  # compile needs no server
     with pytest.raises(UserError, match="needs 'url' or 'launch'"):
         asyncio.run(bare.start())

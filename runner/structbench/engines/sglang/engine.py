@@ -12,32 +12,31 @@ sglang, torch and transformers are imported only when the engine starts.
 from __future__ import annotations
 
 import asyncio
-import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
-
-from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
+from structbench.engines.counters import neutral_counters
 from structbench.engines.embedded.api import Runtime
 from structbench.engines.launch import ServerProcess
+from structbench.engines.prom import scrape
 from structbench.engines.registry import EngineEnv
 from structbench.engines.sglang.generate import (
     BackendSelect,
-    Caller,
-    HttpGenerate,
-    Route,
     RuntimeGenerate,
-    run_generate,
+    generate_body,
+    http_generate,
+    render_body,
 )
-from structbench.engines.sglang.outcome import CallOutcome, error_outcomes, to_records
-from structbench.engines.sglang.plan import ProgramPlan, plan_item
+from structbench.engines.sglang.outcome import error_measures
+from structbench.engines.sglang.plan import GenCall, ProgramPlan, plan_gen, plan_item
 from structbench.engines.sglang.program_run import ProgramRun, perf_to_driver, run_program
 from structbench.engines.sglang.source import plan_source
-from structbench.engines.sglang.templates import SMOLLM2_TEMPLATE, RoleTemplate
+from structbench.engines.sglang.templates import SMOLLM2_TEMPLATE, RoleTemplate, render
+from structbench.engines.stream import ClientConfig, HttpClient
 from structbench.errors import UserError
-from structbench.ir import ConstraintKind, GrammarSyntax, WorkItem
-from structbench.records import CallRecord
+from structbench.ir import ConstraintKind, Gen, GrammarSyntax, WorkItem
 from structbench.spec.engines import SglangEngineSpec
 
 #: Interpreter work is blocking (threads waiting on SGLang's events), so it gets its own
@@ -72,9 +71,13 @@ class SglangEngine:
     Args:
         spec: The engine spec.
         env: Run-level context (the server log goes to ``env.workdir``).
+        extra_body: Sampling parameters added to every ``/generate`` request, for
+            benchmarks (e.g. ``{"ignore_eos": True}``); not part of the YAML spec on purpose.
     """
 
-    def __init__(self, spec: SglangEngineSpec, env: EngineEnv) -> None:
+    def __init__(
+        self, spec: SglangEngineSpec, env: EngineEnv, extra_body: Mapping[str, object] | None = None
+    ) -> None:
         self.spec = spec
         self.env = env
         self.name = spec.name
@@ -85,24 +88,46 @@ class SglangEngine:
         self._backend: Any = None
         self._runtime: Runtime | None = None
         self._server: ServerProcess | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: HttpClient | None = None
         self._template: RoleTemplate | None = None
         self._url = spec.url.rstrip("/") if spec.url else ""
+        self._extra = dict(extra_body or {})
+        self._calls: dict[Gen, GenCall] = {}
 
-    # -- compile ---------------------------------------------------------------------
+    # -- plan and compile (pure) -------------------------------------------------------
 
     def _plan(self, item: WorkItem) -> ProgramPlan:
         return plan_item(item, self.spec.mode, self._syntaxes)
 
-    def compile(self, item: WorkItem) -> Compiled:
-        """The item's ``@sgl.function`` source and per-gen strategies (pure)."""
-        plan = self._plan(item)
-        return Compiled(
-            engine=self.name,
-            item_id=item.item_id,
-            source=plan_source(plan, self.spec.mode),
-            strategies=tuple(c.strategy for c in plan.calls()),
-        )
+    def _gen_call(self, gen: Gen) -> GenCall:
+        call = self._calls.get(gen)
+        if call is None:
+            call = self._calls[gen] = plan_gen(gen, self.spec.mode, self._syntaxes)
+        return call
+
+    def plan(self, gen: Gen) -> Plan:
+        """The ``sgl.gen`` strategy of ``gen``, or why this mode can't run it."""
+        call = self._gen_call(gen)
+        return Plan(call.strategy, call.unsupported)
+
+    @property
+    def native_mode(self) -> bool:
+        """Program mode: SGLang's interpreter runs whole items."""
+        return self.spec.mode == "program"
+
+    def native_source(self, item: WorkItem) -> str:
+        """The item's ``@sgl.function`` source (pure)."""
+        return plan_source(self._plan(item), self.spec.mode)
+
+    def render(self, call: Call) -> str:
+        """The ``/generate`` request of one call (generate mode), or its ``select`` (pure)."""
+        gen_call = self._gen_call(call.gen)
+        template = self._template or SMOLLM2_TEMPLATE
+        prompt = render(template, call.messages, True)
+        if gen_call.choices:
+            return f"# sgl.select over {list(gen_call.choices)!r} (logprob scoring) after:\n{prompt}"
+        note = "" if self._template else "# prompt rendered with the SmolLM2 template until the engine starts\n"
+        return note + render_body(generate_body(prompt, gen_call, template.stop, self._extra))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -134,7 +159,7 @@ class SglangEngine:
             kind="sglang",
             model=self._runtime.model_id,
             version=f"sglang {_sglang_version()} (frontend) on embedded: {versions()}",
-            extra=self._extra(source),
+            extra=self._info_extra(source),
         )
 
     async def _start_runtime(self) -> EngineInfo:
@@ -148,22 +173,15 @@ class SglangEngine:
                 self.spec.launch, self.spec.cache, self.env.workdir, self.name
             )
             await self._server.start()
-        headers = {"Authorization": f"Bearer {key}"} if (key := self._api_key()) else {}
-        self._client = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(self.spec.request_timeout_s, connect=30.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+        self._client = HttpClient(
+            ClientConfig(self.name, self._url, self.spec.request_timeout_s, self.spec.api_key_env)
         )
-        try:
-            facts = await server_facts(self._client, self._url)
-        except httpx.HTTPError as e:
-            raise UserError(
-                f"engine '{self.name}': cannot reach the SGLang server at {self._url}: {e}"
-            ) from e
+        self._client.open()
+        facts = await server_facts(self._client, self.name, self._url)
         loop = asyncio.get_running_loop()
         try:
             self._backend, self._template, source = await loop.run_in_executor(
-                self._pool, _runtime_backend, self._url, self._api_key(), facts.model_path
+                self._pool, _runtime_backend, self._url, self._client.api_key, facts.model_path
             )
         except Exception as e:  # RuntimeEndpoint raises plain errors on HTTP failures
             raise UserError(f"engine '{self.name}': SGLang RuntimeEndpoint({self._url}) failed: {e}") from e
@@ -174,16 +192,14 @@ class SglangEngine:
             version=f"sglang {facts.version}",
             url=self._url,
             extra=(
-                *self._extra(source),
+                *self._info_extra(source),
                 ("server_version", facts.version),
                 ("server_info", facts.server_args),
             ),
+            cache_block_size=None if self.spec.cache == "off" else facts.page_size,
         )
 
-    def _api_key(self) -> str | None:
-        return os.environ.get(self.spec.api_key_env) if self.spec.api_key_env else None
-
-    def _extra(self, template_source: str) -> tuple[tuple[str, str], ...]:
+    def _info_extra(self, template_source: str) -> tuple[tuple[str, str], ...]:
         t = self._template
         return (
             ("backend", self.spec.backend),
@@ -199,32 +215,26 @@ class SglangEngine:
         Returns False on the embedded backend (it has no prefix cache) or when the server refuses
         (SGLang refuses while requests are in flight).
         """
-        if self._client is None or not self._url:
+        if self._client is None:
             return False
-        try:
-            reply = await self._client.post(f"{self._url}/flush_cache")
-        except httpx.HTTPError:
-            return False
-        return reply.status_code == 200
+        reply = await self._client.fetch("POST", "/flush_cache")
+        return reply is not None and reply.status == 200
 
     async def metrics_snapshot(self) -> dict[str, float] | None:
-        """Prometheus counters summed per name (needs ``--enable-metrics``), or None."""
-        if self._client is None or not self._url:
-            return None
-        try:
-            reply = await self._client.get(f"{self._url}/metrics")
-        except httpx.HTTPError:
-            return None
-        if reply.status_code != 200:
-            return None
-        from structbench.engines.prom import parse_metrics
+        """Prometheus counters summed per name (needs ``--enable-metrics``), or None.
 
-        return parse_metrics(reply.text)
+        The prefix-cache counters are also given engine-neutral names
+        (:func:`structbench.engines.counters.neutral_counters`).
+        """
+        if self._client is None:
+            return None
+        snap = await scrape(self._client)
+        return None if snap is None else neutral_counters(snap)
 
     async def close(self) -> None:
         """Close connections, free the runtime, stop a launched server."""
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
         if self._runtime is not None:
             runtime, self._runtime = self._runtime, None
@@ -237,49 +247,38 @@ class SglangEngine:
 
     # -- execute ---------------------------------------------------------------------
 
-    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
-        """Run every gen of the item; one record per gen; never raises."""
-        plan = self._plan(item)
-        n = len(plan.calls())
-        try:
-            if self._backend is None:
-                outcomes = error_outcomes(n, "engine not started", ctx.clock(), ctx.clock())
-            elif self.spec.mode == "program":
-                outcomes = await self._execute_program(plan, ctx)
-            else:
-                outcomes = await run_generate(plan, self._require_template(), self._caller(ctx), ctx.clock)
-        except Exception as e:  # a bug of ours must still become records, not a crash of the cell
-            now = ctx.clock()
-            outcomes = error_outcomes(n, f"{type(e).__name__}: {e}", now, now)
-        return to_records(self.name, item, plan, outcomes, ctx)
-
-    async def _execute_program(self, plan: ProgramPlan, ctx: ExecContext) -> list[CallOutcome]:
+    async def native(self, item: WorkItem, clock: Clock) -> list[CallMeasure]:
+        """Program mode: run the item's ``@sgl.function`` with SGLang's interpreter."""
         from structbench.engines.sglang.compiler import build_plan_program
 
-        reason = plan.unsupported()
-        if reason is not None:
-            # A program can't run with a hole in it: the unsupported gen gets its reason,
-            # the rest of the item is recorded as not run.
-            skipped = f"skipped: the program has an unsupported gen ({reason})"
-            return [CallOutcome(error=c.unsupported or skipped) for c in plan.calls()]
+        plan = self._plan(item)
+        if self._backend is None:
+            now = clock()
+            return error_measures(len(plan.calls()), "engine not started", now, now)
         run = ProgramRun(
             program=build_plan_program(plan),
             plan=plan,
             backend=self._backend,
-            clock=ctx.clock,
-            to_driver=perf_to_driver(ctx.clock),
+            clock=clock,
+            to_driver=perf_to_driver(clock),
             timeout_s=self.spec.request_timeout_s,
         )
         return await asyncio.get_running_loop().run_in_executor(self._pool, run_program, run)
 
-    def _caller(self, ctx: ExecContext) -> Caller:
-        to_driver = perf_to_driver(ctx.clock)
-        stops = self._require_template().stop
-        select = BackendSelect(self._backend, self._pool, ctx.clock, to_driver)
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+        """Generate mode: one gen as its own request (``select`` through the backend)."""
+        if self._backend is None or self._template is None:
+            return CallMeasure(error="engine not started")
+        gen_call = self._gen_call(call.gen)
+        prompt = render(self._template, call.messages, True)
+        if gen_call.choices:
+            return await BackendSelect(self._backend, self._pool)(prompt, gen_call, clock, perf_to_driver(clock))
         if self._runtime is not None:
-            return Route(RuntimeGenerate(self._runtime, stops, to_driver), select)
+            runtime = RuntimeGenerate(self._runtime, self._template.stop)
+            return await runtime(prompt, gen_call, perf_to_driver(clock), call.seed)
         assert self._client is not None
-        return Route(HttpGenerate(self._client, self._url, stops, ctx.clock), select)
+        body = generate_body(prompt, gen_call, self._template.stop, self._extra)
+        return await http_generate(self._client, body, clock)
 
     def _require_template(self) -> RoleTemplate:
         assert self._template is not None, "engine not started"

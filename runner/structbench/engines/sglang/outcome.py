@@ -1,42 +1,24 @@
-"""What one SGLang gen produced, and its :class:`~structbench.records.CallRecord`.
+"""Reading SGLang's results into :class:`~structbench.engines.base.CallMeasure`.
 
-Both modes (program and generate) reduce each gen to a :class:`CallOutcome` with times on
-the driver's clock; :func:`to_records` then builds the records in ``WorkItem.gens()``
-order, with the prompt messages each gen saw (including the real earlier answers).
+Program mode reads each variable's ``meta_info`` (:func:`measure_from_meta`); generate
+mode reads the native ``/generate`` stream through the shared client with
+:class:`GenerateReader`. Both give times on the driver's clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from structbench.engines.base import ExecContext, new_record
-from structbench.engines.sglang.plan import ProgramPlan
-from structbench.ir import Message, WorkItem
-from structbench.records import CallRecord
+from structbench.engines.base import CallMeasure
+from structbench.engines.stream import stream_error
 
 #: Maps a ``time.perf_counter()`` stamp onto the driver's clock.
 ToDriver = Callable[[float], float]
 
 #: meta_info keys the backends add (see ``backend.py``; repeated here to keep this module light).
 _T_START, _T_FIRST, _T_DONE, _TOKEN_TIMES = "sb_t_start", "sb_t_first_token", "sb_t_done", "sb_token_times"
-
-
-@dataclass(frozen=True, slots=True)
-class CallOutcome:
-    """The result of one gen. Times are on the driver's clock."""
-
-    text: str = ""
-    t_sent: float | None = None
-    t_first_token: float | None = None
-    t_done: float | None = None
-    token_times: tuple[float, ...] = ()
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    finish_reason: str | None = None
-    error: str | None = None
 
 
 def _int(v: Any) -> int | None:
@@ -51,10 +33,10 @@ def finish_reason_of(v: Any) -> str | None:
     return None if v is None else str(v)
 
 
-def outcome_from_meta(
+def measure_from_meta(
     text: str, meta: Mapping[str, Any] | None, to_driver: ToDriver, t_sent: float
-) -> CallOutcome:
-    """Build an outcome from a variable's ``meta_info``.
+) -> CallMeasure:
+    """Build a measure from a variable's ``meta_info``.
 
     Args:
         text: The variable's value.
@@ -69,7 +51,7 @@ def outcome_from_meta(
         return None if v is None else to_driver(float(v))
 
     start = stamp(_T_START)
-    return CallOutcome(
+    return CallMeasure(
         text=text,
         t_sent=t_sent if start is None else start,
         t_first_token=stamp(_T_FIRST),
@@ -82,48 +64,74 @@ def outcome_from_meta(
     )
 
 
-def error_outcomes(n: int, error: str, t_sent: float | None, t_done: float | None) -> list[CallOutcome]:
-    """``n`` failed outcomes with the same error."""
-    return [CallOutcome(t_sent=t_sent, t_done=t_done, error=error) for _ in range(n)]
+def error_measures(n: int, error: str, t_sent: float | None, t_done: float | None) -> list[CallMeasure]:
+    """``n`` failed measures with the same error."""
+    return [CallMeasure(t_sent=t_sent, t_done=t_done, error=error) for _ in range(n)]
 
 
-def prompts(plan: ProgramPlan, outcomes: list[CallOutcome]) -> list[tuple[Message, ...]]:
-    """The chat each gen answered: prefix, earlier turns with their real answers, its user turn."""
-    texts = iter(o.text for o in outcomes)
-    out: list[tuple[Message, ...]] = []
-    for turns in plan.branches:
-        msgs = list(plan.prefix)
-        for t in turns:
-            msgs.append(Message("user", t.user))
-            out.append(tuple(msgs))
-            msgs.append(Message("assistant", next(texts)))
-    return out
+@dataclass(slots=True)
+class GenerateReader:
+    """Reads SGLang's native ``/generate`` stream (one reader per request).
 
+    Each event carries the cumulative text so far (SGLang's default, without
+    ``--incremental-streaming-output``) and the ``meta_info`` so far. Token times follow
+    SGLang's own ``bench_serving``: the first token is the first event with text; an event
+    that brings ``k`` new tokens (``meta_info.completion_tokens`` grew by ``k``) adds ``k``
+    token times spread evenly since the previous event, so its gap counts as ``k`` equal
+    inter-token latencies; an event with no new tokens adds none.
+    """
 
-def to_records(
-    engine: str, item: WorkItem, plan: ProgramPlan, outcomes: list[CallOutcome], ctx: ExecContext
-) -> list[CallRecord]:
-    """One record per gen, in ``item.gens()`` order."""
-    recs: list[CallRecord] = []
-    for call, o, prompt in zip(plan.calls(), outcomes, prompts(plan, outcomes), strict=True):
-        recs.append(
-            new_record(
-                engine,
-                item,
-                (call.branch, call.turn, call.gen),
-                ctx,
-                strategy=call.strategy,
-                t_sent=o.t_sent,
-                t_first_token=o.t_first_token,
-                t_done=o.t_done,
-                token_times=o.token_times,
-                prompt_tokens=o.prompt_tokens,
-                completion_tokens=o.completion_tokens,
-                cached_tokens=o.cached_tokens,
-                finish_reason=o.finish_reason,
-                text=o.text,
-                error=o.error,
-                prompt=prompt,
-            )
+    text: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    t_first: float | None = None
+    times: list[float] = field(default_factory=list)
+    seen: int = 0
+    t_last: float = 0.0
+    error: str | None = None
+    done: bool = False
+
+    def feed(self, obj: Any, t: float) -> None:
+        """Take one parsed event that arrived at ``t``."""
+        if not isinstance(obj, dict):
+            self.error = f"bad stream event: {str(obj)[:200]}"
+            return
+        self.error = stream_error(obj)
+        if self.error is not None:
+            return
+        meta = obj.get("meta_info") or {}
+        self.meta = meta
+        text = obj.get("text")
+        if isinstance(text, str):
+            self.text = text
+        n = _int(meta.get("completion_tokens"))
+        if self.t_first is None:
+            if text:
+                self.t_first, self.t_last, self.seen = t, t, n if n is not None else 1
+            return
+        new = 1 if n is None else n - self.seen
+        if new <= 0:
+            return
+        step = (t - self.t_last) / new
+        self.times.extend(self.t_last + step * i for i in range(1, new))
+        self.times.append(t)
+        self.t_last, self.seen = t, self.seen + new
+
+    def finish(self, t_sent: float, t_done: float) -> CallMeasure:
+        """The measure; a stream with no event, or that just stops, is an error."""
+        m = self.meta
+        error = self.error
+        reason = finish_reason_of(m.get("finish_reason"))
+        if error is None and not self.done and reason is None:
+            error = "stream ended early (no finish_reason, no [DONE])"
+        return CallMeasure(
+            text=self.text,
+            t_sent=t_sent,
+            t_first_token=self.t_first,
+            t_done=t_done,
+            token_times=tuple(self.times),
+            prompt_tokens=_int(m.get("prompt_tokens")),
+            completion_tokens=_int(m.get("completion_tokens")),
+            cached_tokens=_int(m.get("cached_tokens")),
+            finish_reason=reason,
+            error=error,
         )
-    return recs

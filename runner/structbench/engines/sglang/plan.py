@@ -170,3 +170,10 @@ def plan_item(
         for b, br in enumerate(item.branches)
     )
     return ProgramPlan(item_id=item.item_id, prefix=item.prefix, branches=branches)
+
+
+def plan_gen(
+    gen: Gen, mode: Mode = "generate", grammar_syntaxes: tuple[GrammarSyntax, ...] = ("gbnf",)
+) -> GenCall:
+    """The SGLang call of one gen on its own (generate mode: one request per gen)."""
+    return _call(GenCall("gen", 0, 0, gen, STRATEGY_PLAIN), mode, grammar_syntaxes)

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from structbench.engines.base import Clock
-from structbench.engines.sglang.outcome import CallOutcome, ToDriver, error_outcomes, outcome_from_meta
+from structbench.engines.base import CallMeasure, Clock
+from structbench.engines.sglang.outcome import ToDriver, error_measures, measure_from_meta
 from structbench.engines.sglang.plan import ProgramPlan
 
 
@@ -40,7 +40,7 @@ def _describe(err: BaseException | None) -> str:
     return "no result from the SGLang interpreter" if err is None else f"{type(err).__name__}: {err}"
 
 
-def run_program(run: ProgramRun) -> list[CallOutcome]:
+def run_program(run: ProgramRun) -> list[CallMeasure]:
     """Run the program and return one outcome per gen, in plan order; never raises.
 
     ``run()`` only queues the expressions on each state's worker thread; we then wait for
@@ -55,8 +55,8 @@ def run_program(run: ProgramRun) -> list[CallOutcome]:
         state = run.program.run(backend=run.backend, temperature=0.0)
         branches: list[Any] = state.ret_value
     except Exception as e:
-        return error_outcomes(len(calls), _describe(e), t_sent, run.clock())
-    out: list[CallOutcome] = []
+        return error_measures(len(calls), _describe(e), t_sent, run.clock())
+    out: list[CallMeasure] = []
     failed: set[int] = set()
     try:
         for call in calls:
@@ -64,12 +64,12 @@ def run_program(run: ProgramRun) -> list[CallOutcome]:
             event = ex.variable_event.get(call.var)
             if event is not None and not event.wait(run.timeout_s):
                 out.append(
-                    CallOutcome(t_sent=t_sent, t_done=run.clock(), error=f"timeout after {run.timeout_s:g} s")
+                    CallMeasure(t_sent=t_sent, t_done=run.clock(), error=f"timeout after {run.timeout_s:g} s")
                 )
                 continue
             if call.var in ex.meta_info:
                 text = ex.variables[call.var]
-                out.append(outcome_from_meta(str(text), ex.meta_info[call.var], run.to_driver, t_sent))
+                out.append(measure_from_meta(str(text), ex.meta_info[call.var], run.to_driver, t_sent))
                 continue
             err = (
                 "skipped: an earlier gen of this branch failed"
@@ -77,7 +77,7 @@ def run_program(run: ProgramRun) -> list[CallOutcome]:
                 else _describe(ex.error_)
             )
             failed.add(call.branch)
-            out.append(CallOutcome(t_sent=t_sent, t_done=run.clock(), error=err))
+            out.append(CallMeasure(t_sent=t_sent, t_done=run.clock(), error=err))
     finally:
         if run.plan.is_fork:
             # Fork states are not ended by run(); end them so their worker threads exit now.

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from structbench.engines.launch import ServerConfig, ServerProcess, command, free_port, server_env
 from structbench.engines.sglang.templates import RoleTemplate, derive_template, hf_render_fn
+from structbench.engines.stream import HttpClient
+from structbench.errors import UserError
 from structbench.spec.engines import LaunchSpec
 
 
@@ -57,34 +57,38 @@ class ServerFacts:
     version: str
     #: ``/server_info`` without its live scheduler state, as JSON text.
     server_args: str
+    #: The radix cache's page size in tokens (SGLang's default is 1: any token prefix).
+    page_size: int = 1
 
 
-async def server_facts(client: httpx.AsyncClient, url: str) -> ServerFacts:
+async def server_facts(client: HttpClient, name: str, url: str) -> ServerFacts:
     """Read ``/model_info`` and ``/server_info`` (falling back to the older ``get_`` routes).
 
     Raises:
-        httpx.HTTPError: When the server can't be reached.
+        UserError: When the server can't be reached or answers neither route.
     """
-    model = await _get_first(client, url, ("/model_info", "/get_model_info"))
-    info = await _get_first(client, url, ("/server_info", "/get_server_info"))
+    model = await _get_first(client, ("/model_info", "/get_model_info"))
+    info = await _get_first(client, ("/server_info", "/get_server_info"))
+    if model is None or info is None:
+        raise UserError(
+            f"engine '{name}': cannot reach the SGLang server at {url} (/model_info, /server_info)"
+        )
     info.pop("internal_states", None)
+    page = info.get("page_size")
     return ServerFacts(
         model_path=str(model.get("model_path", info.get("model_path", ""))),
         version=str(info.get("version", "")),
         server_args=json.dumps(info, sort_keys=True, default=str),
+        page_size=page if isinstance(page, int) and page > 0 else 1,
     )
 
 
-async def _get_first(client: httpx.AsyncClient, url: str, paths: tuple[str, ...]) -> dict[str, Any]:
-    last: httpx.Response | None = None
+async def _get_first(client: HttpClient, paths: tuple[str, ...]) -> dict[str, Any] | None:
     for p in paths:
-        last = await client.get(url + p)
-        if last.status_code == 200:
-            body = last.json()
-            return dict(body) if isinstance(body, dict) else {}
-    assert last is not None
-    last.raise_for_status()
-    return {}
+        body = await client.get_json(p)
+        if body is not None:
+            return body
+    return None
 
 
 def model_template(model_path: str) -> RoleTemplate | None:

@@ -1,10 +1,17 @@
-"""Shared client for OpenAI-compatible servers: one aiohttp session and lean SSE streaming.
+"""The one streaming client of every HTTP engine: one aiohttp session and lean SSE reading.
 
-:class:`OpenAIClient` holds an engine's connections and streams one request at a time
-through :meth:`OpenAIClient.stream`, which only takes timestamps and keeps the chunks it
+:class:`HttpClient` holds an engine's connections and streams one request at a time
+through :meth:`HttpClient.stream`, which only takes timestamps and keeps the chunks it
 needs; every failure (HTTP status, error object in the stream, broken stream, timeout,
-refused connection) comes back as ``StreamResult.error``, never as an exception. Turning
-work items into requests and records is :mod:`structbench.engines.http_program`.
+refused connection) comes back as ``CallMeasure.error``, never as an exception. vLLM,
+SGLang (native ``/generate`` and its OpenAI API) and any other OpenAI-compatible server are
+all timed here, at the same points, so two engines are never compared through two
+clients. What differs per protocol is only how a parsed chunk is read: a
+:class:`StreamReader` (:class:`OpenAIReader` here, SGLang's in its engine package).
+
+Timestamps: ``t_sent`` is taken after the body is encoded, just before the request is
+written; each network chunk is stamped when it arrives, and every SSE event in it gets
+that stamp; ``t_done`` is taken after the body was read to its end.
 
 The client's CPU time per request is part of what a benchmark measures (a busy client
 delays its own timestamps), so the hot path is kept as cheap as the load generators it
@@ -20,12 +27,12 @@ import os
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from yarl import URL
 
-from structbench.engines.base import Clock
+from structbench.engines.base import CallMeasure, Clock
 from structbench.errors import UserError
 
 JsonBody = dict[str, object]
@@ -98,25 +105,36 @@ class Reply:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class StreamResult:
-    """Timestamps and usage of one streamed request (clock of the caller)."""
+class StreamReader(Protocol):
+    """Reads one response's parsed SSE events (one reader per request).
 
-    t_sent: float
-    t_done: float
-    t_first_token: float | None = None
-    token_times: tuple[float, ...] = ()
-    text: str = ""
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached_tokens: int | None = None
-    finish_reason: str | None = None
-    error: str | None = None
+    ``error`` set by :meth:`feed` stops the reading; ``done`` is set on ``[DONE]``.
+    """
+
+    error: str | None
+    done: bool
+
+    def feed(self, obj: Any, t: float) -> None:
+        """Take one parsed ``data:`` event that arrived at ``t``."""
+        ...
+
+    def finish(self, t_sent: float, t_done: float) -> CallMeasure:
+        """The call's measure, once the body has been read (or the request failed)."""
+        ...
+
+
+def stream_error(obj: dict[str, Any]) -> str | None:
+    """The message of an ``{"error": ...}`` event, else None."""
+    if "error" not in obj:
+        return None
+    err = obj["error"]
+    msg = err.get("message", err) if isinstance(err, dict) else err
+    return f"stream error: {msg}"
 
 
 @dataclass(slots=True)
-class _Acc:
-    """Mutable accumulator for one stream (never leaves :meth:`OpenAIClient.stream`)."""
+class OpenAIReader:
+    """Reads OpenAI-compatible chat/completions chunks (never leaves one request)."""
 
     parts: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
@@ -130,19 +148,12 @@ class _Acc:
         if not isinstance(obj, dict):
             return
         choices = obj.get("choices")
-        if not choices:
-            if "error" in obj:
-                err = obj["error"]
-                msg = err.get("message", err) if isinstance(err, dict) else err
-                self.error = f"stream error: {msg}"
-                return
-            usage = obj.get("usage")
-            if usage:
-                self.usage = usage
-            return
         usage = obj.get("usage")
-        if usage:  # servers that send continuous usage stats put it on token chunks too
+        if usage:  # the final usage chunk; servers with continuous usage put it on token chunks too
             self.usage = usage
+        if not choices:
+            self.error = stream_error(obj)
+            return
         for choice in choices:
             delta = choice.get("delta") or choice  # completions chunks carry "text" on the choice
             piece = delta.get("content") or delta.get("text")
@@ -156,24 +167,14 @@ class _Acc:
             if reason:
                 self.finish_reason = reason
 
-    def line(self, line: bytes, t: float) -> None:
-        """Take one SSE line; only ``data:`` lines matter (not blanks, comments, ``event:``)."""
-        if not line.startswith(b"data:"):
-            return
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            self.done = True
-        elif data:
-            self.feed(_loads(data), t)
-
-    def result(self, t_sent: float, t_done: float) -> StreamResult:
-        """The frozen result; a stream that just stops is an error."""
+    def finish(self, t_sent: float, t_done: float) -> CallMeasure:
+        """The measure; a stream that just stops is an error."""
         usage = self.usage or {}
         details = usage.get("prompt_tokens_details") or {}
         error = self.error
         if error is None and not self.done and self.finish_reason is None:
             error = "stream ended early (no finish_reason, no [DONE])"
-        return StreamResult(
+        return CallMeasure(
             t_sent=t_sent,
             t_done=t_done,
             t_first_token=self.times[0] if self.times else None,
@@ -187,7 +188,18 @@ class _Acc:
         )
 
 
-async def _read_sse(resp: aiohttp.ClientResponse, acc: _Acc, clock: Clock) -> None:
+def _line(reader: StreamReader, line: bytes, t: float) -> None:
+    """Take one SSE line; only ``data:`` lines matter (not blanks, comments, ``event:``)."""
+    if not line.startswith(b"data:"):
+        return
+    data = line[5:].strip()
+    if data == b"[DONE]":
+        reader.done = True
+    elif data:
+        reader.feed(_loads(data), t)
+
+
+async def _read_sse(resp: aiohttp.ClientResponse, acc: StreamReader, clock: Clock) -> None:
     """Feed the SSE lines of ``resp`` to ``acc``, each stamped with its network chunk's arrival.
 
     Reads to the end of the body even after ``[DONE]``: a response read to its end returns
@@ -199,11 +211,11 @@ async def _read_sse(resp: aiohttp.ClientResponse, acc: _Acc, clock: Clock) -> No
         lines = (tail + chunk if tail else chunk).split(b"\n")
         tail = lines.pop()  # an incomplete line waits for the next chunk
         for line in lines:
-            acc.line(line, t)
+            _line(acc, line, t)
             if acc.error is not None:
                 return
     if tail:
-        acc.line(tail, clock())
+        _line(acc, tail, clock())
 
 
 def env_proxy(url: URL) -> str | None:
@@ -221,8 +233,8 @@ def _snippet(raw: bytes, n: int = 300) -> str:
     return " ".join(raw.decode("utf-8", errors="replace").split())[:n]
 
 
-class OpenAIClient:
-    """One engine's connections to an OpenAI-compatible server.
+class HttpClient:
+    """One engine's connections to its HTTP server.
 
     One ``aiohttp.ClientSession`` serves every request: its connector keeps idle
     connections in a deque per host, so taking one is O(1) however many streams are in
@@ -234,6 +246,11 @@ class OpenAIClient:
         self._base = URL(cfg.base_url.rstrip("/"))
         self._urls: dict[str, URL] = {}
         self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def api_key(self) -> str | None:
+        """The API key from the configured environment variable, if any."""
+        return os.environ.get(self.cfg.api_key_env) if self.cfg.api_key_env else None
 
     def open(self) -> None:
         """Create the session; the API key is read from its env var only here.
@@ -278,6 +295,17 @@ class OpenAIClient:
         if self._session is None:
             raise RuntimeError(f"{self.cfg.name}: client used before start()")
         return self._session
+
+    async def get_json(self, path: str) -> dict[str, Any] | None:
+        """``GET path`` as a JSON object, or None when unreachable, not 200, or not an object."""
+        reply = await self.fetch("GET", path)
+        if reply is None or reply.status != 200:
+            return None
+        try:
+            data = json.loads(reply.text)
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
 
     async def fetch(self, method: str, path: str) -> Reply | None:
         """A small control request (``GET /metrics``, ``POST /reset_prefix_cache``, ...).
@@ -327,11 +355,10 @@ class OpenAIClient:
         except (ValueError, AttributeError):
             return ""
 
-    async def stream(self, path: str, body: JsonBody, clock: Clock) -> StreamResult:
-        """POST a streaming request and collect its timestamps; never raises for failures."""
+    async def stream(self, path: str, body: JsonBody, clock: Clock, acc: StreamReader) -> CallMeasure:
+        """POST a streaming request, read it with ``acc`` and time it; never raises for failures."""
         session = self._require()
         data = encode_body(body)  # before t_sent: encoding is the client's time, not the server's
-        acc = _Acc()
         t_sent = clock()
         try:
             async with session.post(self._url(path), data=data) as resp:
@@ -345,4 +372,6 @@ class OpenAIClient:
             acc.error = f"{type(e).__name__}: {e}"
         except ValueError as e:  # a chunk that is not JSON
             acc.error = f"bad stream chunk: {e}"
-        return acc.result(t_sent, clock())
+        return acc.finish(t_sent, clock())
+
+
