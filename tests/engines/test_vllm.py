@@ -138,8 +138,8 @@ def test_select_is_recorded_unsupported_and_not_sent(tmp_path: Path) -> None:
         async with serve(fake) as url:
             eng = _engine(tmp_path, url)
             await eng.start()
-            recs = await run_item(eng,
-                _item(CONSTRAINTS["choice"], strategy="select"), ExecContext("c", lambda: 0.0, 0.0)
+            recs = await run_item(
+                eng, _item(CONSTRAINTS["choice"], strategy="select"), ExecContext("c", lambda: 0.0, 0.0)
             )
             await eng.close()
             return recs
@@ -175,20 +175,21 @@ def test_start_attach_info_metrics_and_extra_body(tmp_path: Path) -> None:
 
 def test_compile_shows_bodies_with_placeholders(tmp_path: Path) -> None:
     eng = _engine(tmp_path)
-    c = compile_item(eng,
+    c = compile_item(
+        eng,
         _item(
             CONSTRAINTS["json_schema"],
             CONSTRAINTS["regex"],
             Constraint("choice", choices=("a",)),
             strategy="constrained",
-        )
+        ),
     )
     assert c.strategies == (
         "response_format.json_schema",
         "structured_outputs.regex",
         "structured_outputs.choice",
     )
-    assert '"<<answer of gen \'g0\'>>"' in c.source and '"response_format"' in c.source
+    assert "\"<<answer of gen 'g0'>>\"" in c.source and '"response_format"' in c.source
     assert "guided_" not in c.source and "<served model>" in c.source
     # Each body parses as JSON after its comment header and its endpoint line.
     chunks = [chunk.split("\n", 2) for chunk in c.source.strip().split("\n\n# ") if chunk]

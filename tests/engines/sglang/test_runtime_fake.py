@@ -177,6 +177,8 @@ def test_attach_failure_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot reach the SGLang server"):
         asyncio.run(engine.start())
     bare = SglangEngine(SglangEngineSpec(), EngineEnv(workdir=tmp_path))
-    assert compile_item(bare, one_gen(JSON_C)).strategies == ("sgl.gen.json_schema",)  # compile needs no server
+    assert compile_item(bare, one_gen(JSON_C)).strategies == (
+        "sgl.gen.json_schema",
+    )  # compile needs no server
     with pytest.raises(UserError, match="needs 'url' or 'launch'"):
         asyncio.run(bare.start())

@@ -126,7 +126,9 @@ class SglangEngine:
         prompt = render(template, call.messages, True)
         if gen_call.choices:
             return f"# sgl.select over {list(gen_call.choices)!r} (logprob scoring) after:\n{prompt}"
-        note = "" if self._template else "# prompt rendered with the SmolLM2 template until the engine starts\n"
+        note = (
+            "" if self._template else "# prompt rendered with the SmolLM2 template until the engine starts\n"
+        )
         return note + render_body(generate_body(prompt, gen_call, template.stop, self._extra))
 
     # -- lifecycle -------------------------------------------------------------------
@@ -272,7 +274,9 @@ class SglangEngine:
         gen_call = self._gen_call(call.gen)
         prompt = render(self._template, call.messages, True)
         if gen_call.choices:
-            return await BackendSelect(self._backend, self._pool)(prompt, gen_call, clock, perf_to_driver(clock))
+            return await BackendSelect(self._backend, self._pool)(
+                prompt, gen_call, clock, perf_to_driver(clock)
+            )
         if self._runtime is not None:
             runtime = RuntimeGenerate(self._runtime, self._template.stop)
             return await runtime(prompt, gen_call, perf_to_driver(clock), call.seed)
