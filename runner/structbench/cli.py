@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -105,10 +105,33 @@ def validate(path: Path) -> None:
     click.echo(f"ok: {what}")
 
 
+if TYPE_CHECKING:
+    _StrChoice = click.Choice[str]
+else:  # click < 8.2 has no generic Choice to subscript at runtime
+    _StrChoice = click.Choice
+
+
+class _EngineKind(_StrChoice):
+    """The registered engine kinds, read when used: plugins register after this module loads."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The kinds registered now."""
+        # Imported here: the registry pulls in pydantic, which --help does not need.
+        from structbench.engines.registry import engine_kinds
+
+        return engine_kinds()
+
+    @choices.setter
+    def choices(self, value: tuple[str, ...]) -> None:
+        """Ignored: click's ``__init__`` assigns the (empty) static list."""
+
+
 @main.command(name="compile")
-@click.option(
-    "--engine", "engine_kind", required=True, type=click.Choice(["sglang", "vllm", "embedded", "openai"])
-)
+@click.option("--engine", "engine_kind", required=True, type=_EngineKind())
 @click.option("-n", "--num-items", type=int, default=1, show_default=True)
 @click.argument("task", type=click.Path(path_type=Path))
 @_user_errors

@@ -5,28 +5,20 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from structbench.engines.registry import EngineEnv, create_engine
+from structbench.engines.registry import EngineEnv, create_engine, spec_class
 from structbench.kinds.registry import expand_task
 from structbench.program import compile_item
-from structbench.spec.engines import (
-    EmbeddedEngineSpec,
-    EngineSpec,
-    OpenAIEngineSpec,
-    SglangEngineSpec,
-    VllmEngineSpec,
-)
+from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import load_task
 
 
 def default_engine_spec(kind: str) -> EngineSpec:
-    """A default spec of ``kind`` (compile needs no URL or model)."""
-    specs: dict[str, EngineSpec] = {
-        "embedded": EmbeddedEngineSpec(),
-        "vllm": VllmEngineSpec(url="http://127.0.0.1:8000"),
-        "sglang": SglangEngineSpec(),
-        "openai": OpenAIEngineSpec(url="http://127.0.0.1:8000"),
-    }
-    return specs[kind]
+    """A default spec of a registered ``kind`` (compile needs no URL or model).
+
+    Raises:
+        UserError: For an unknown kind.
+    """
+    return spec_class(kind).for_compile()
 
 
 def compile_task(task_path: Path, engine_kind: str, num_items: int = 1) -> str:

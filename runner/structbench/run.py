@@ -31,7 +31,7 @@ from structbench.records import CallRecord, RecordWriter
 from structbench.report.build import build_report
 from structbench.report.summary import RunSummary
 from structbench.scoring.judge import judged_tasks, run_judge_pass
-from structbench.spec.engines import EmbeddedEngineSpec, EngineSpec
+from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
 
 
@@ -204,8 +204,8 @@ def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec]) -> list[Cell]:
 def preflight(engines: Sequence[EngineSpec]) -> None:
     """Check that every attached engine's server is reachable, before any folder or cell."""
     for e in engines:
-        if not isinstance(e, EmbeddedEngineSpec) and e.url is not None:
-            check_reachable(e.name, e.url)
+        if e.attach_url is not None:
+            check_reachable(e.name, e.attach_url)
 
 
 def _select_engines(suite: LoadedSuite, names: Sequence[str]) -> list[EngineSpec]:

@@ -208,6 +208,22 @@ CASES = [
         "'sglang', 'openai')",
     ),
     Case(
+        "engine-unknown-field",
+        {"suites/s.yaml": SUITE + "engines:\n  - kind: vllm\n    url: http://a:1\n    bogus: 1\n"},
+        "suites/s.yaml:7:5: engines[0]: unknown field 'bogus'",
+    ),
+    Case(
+        "engine-nested-field",
+        {"suites/s.yaml": SUITE + "engines:\n  - kind: sglang\n    embedded: {dtype: f8}\n"},
+        "suites/s.yaml:6:23: engines[0].embedded.dtype: input should be 'float32', 'bfloat16' or 'float16', "
+        "got 'f8'",
+    ),
+    Case(
+        "engine-missing-field",
+        {"suites/s.yaml": SUITE + "engines:\n  - kind: openai\n"},
+        "suites/s.yaml:5:5: engines[0]: missing required field 'url'",
+    ),
+    Case(
         "engine-without-kind",
         {"suites/s.yaml": SUITE + "engines:\n  - name: x\n"},
         "suites/s.yaml:5:5: engines[0]: missing required field 'kind'",

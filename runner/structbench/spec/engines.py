@@ -1,16 +1,68 @@
-"""Engine specs: which engine, and how to reach or launch it."""
+"""Engine specs: which engine, and how to reach or launch it.
+
+Each engine kind has one spec class here (or in a plugin), registered with its engine in
+:mod:`structbench.engines.registry`; the suite's ``engines:`` field accepts every registered
+class, told apart by ``kind``. The attribute docstrings double as the YAML reference. Code
+outside the registry asks a spec what it needs (:attr:`EngineSpec.attach_url`,
+:attr:`EngineSpec.key_env`, :meth:`EngineSpec.for_compile`) instead of testing its kind.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import Self
 
 from structbench.ir import ConstraintKind
+
+__all__ = [
+    "DEFAULT_ENGINES",
+    "EmbeddedEngineSpec",
+    "EngineSpec",
+    "LaunchSpec",
+    "OpenAIEngineSpec",
+    "SglangEngineSpec",
+    "VllmEngineSpec",
+]
+
+_PLACEHOLDER_URL = "http://127.0.0.1:8000"
+"""Stands in for a server URL where none is contacted (``structbench compile``)."""
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EngineSpec(_Frozen):
+    """Base of every engine spec. Subclasses narrow ``kind`` to ``Literal["<their kind>"]``.
+
+    The literal must equal the kind the class is registered under (the registry checks).
+    """
+
+    kind: str
+    """Which engine: one of the registered kinds."""
+    name: str
+    """Label in reports; unique within a suite."""
+
+    @property
+    def attach_url(self) -> str | None:
+        """URL of a running server to reach before the run starts (None: nothing to check)."""
+        return None
+
+    @property
+    def key_env(self) -> str | None:
+        """The ``api_key_env`` field's value where the spec has one: the name of the environment
+        variable holding the API key (the loader refuses what looks like a key)."""
+        return None
+
+    @classmethod
+    def for_compile(cls) -> Self:
+        """A spec good enough for ``structbench compile``, which never contacts the engine.
+
+        The default takes every field's default; a spec with required fields overrides it.
+        """
+        return cls.model_validate({})
 
 
 class LaunchSpec(_Frozen):
@@ -32,7 +84,7 @@ class LaunchSpec(_Frozen):
     """How long to wait for the health endpoint before giving up."""
 
 
-class EmbeddedEngineSpec(_Frozen):
+class EmbeddedEngineSpec(EngineSpec):
     """transformers + outlines in process: the CPU default."""
 
     kind: Literal["embedded"] = "embedded"
@@ -53,7 +105,25 @@ class EmbeddedEngineSpec(_Frozen):
     """JSON whitespace outlines allows; compact keeps a small model from looping on spaces."""
 
 
-class VllmEngineSpec(_Frozen):
+class _ServerSpecMixin:
+    """The reach and key properties of specs with ``url`` and ``api_key_env`` fields."""
+
+    if TYPE_CHECKING:  # declared by the model using the mixin; pydantic must not see them here
+        url: str | None
+        api_key_env: str | None
+
+    @property
+    def attach_url(self) -> str | None:
+        """The ``url`` field: an attached server must answer before the run starts."""
+        return self.url
+
+    @property
+    def key_env(self) -> str | None:
+        """The ``api_key_env`` field."""
+        return self.api_key_env
+
+
+class VllmEngineSpec(_ServerSpecMixin, EngineSpec):
     """A vLLM OpenAI-compatible server: attached (``url``) or launched (``launch``)."""
 
     kind: Literal["vllm"] = "vllm"
@@ -70,8 +140,13 @@ class VllmEngineSpec(_Frozen):
     cache: Literal["on", "off"] = "on"
     """Prefix cache for launched servers (off adds --no-enable-prefix-caching)."""
 
+    @classmethod
+    def for_compile(cls) -> Self:
+        """A spec with a placeholder URL: ``url`` or ``launch`` is required, compile uses neither."""
+        return cls(url=_PLACEHOLDER_URL)
 
-class SglangEngineSpec(_Frozen):
+
+class SglangEngineSpec(_ServerSpecMixin, EngineSpec):
     """SGLang: native ``@sgl.function`` programs, on a server or on the embedded backend."""
 
     kind: Literal["sglang"] = "sglang"
@@ -92,7 +167,7 @@ class SglangEngineSpec(_Frozen):
     """Radix cache for launched servers (off adds --disable-radix-cache)."""
 
 
-class OpenAIEngineSpec(_Frozen):
+class OpenAIEngineSpec(_ServerSpecMixin, EngineSpec):
     """Any other OpenAI-compatible server (llama.cpp, TGI, ...)."""
 
     kind: Literal["openai"] = "openai"
@@ -105,8 +180,11 @@ class OpenAIEngineSpec(_Frozen):
     constraints: tuple[ConstraintKind, ...] = ("none", "json_schema")
     """Constraints the server enforces; others are recorded as unsupported."""
 
+    @classmethod
+    def for_compile(cls) -> Self:
+        """A spec with a placeholder URL (required here, never contacted by compile)."""
+        return cls(url=_PLACEHOLDER_URL)
 
-EngineSpec = Annotated[
-    EmbeddedEngineSpec | VllmEngineSpec | SglangEngineSpec | OpenAIEngineSpec,
-    Field(discriminator="kind"),
-]
+
+DEFAULT_ENGINES: tuple[EngineSpec, ...] = (EmbeddedEngineSpec(),)
+"""A suite's engines when it lists none: the embedded CPU engine."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from structbench.spec.checks import (
 from structbench.spec.marks import MarkedDoc, parse_yaml
 from structbench.spec.paths import display_path, find_root
 from structbench.spec.resolved import resolved_dict
-from structbench.spec.suite import SuiteSpec
+from structbench.spec.suite import SuiteSpec, suite_model
 from structbench.spec.tasks import (
     ChoiceTaskSpec,
     FanoutTaskSpec,
@@ -47,7 +48,6 @@ from structbench.spec.validate import validate
 
 __all__ = ["LoadedSuite", "LoadedTask", "load_path", "load_suite", "load_task", "resolved_dict"]
 
-_SUITE: TypeAdapter[SuiteSpec] = TypeAdapter(SuiteSpec)
 _TASK: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -101,7 +101,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     path = Path(path)
     root = find_root(path.parent)
     doc = _read_doc(path, "suite")
-    spec = validate(_SUITE, doc)
+    spec = validate(_suite_adapter(suite_model()), doc)
     check_name(doc, ("name",), spec.name)
     _check_engines(doc, spec)
     refs = Refs(doc, path.parent, root)
@@ -187,13 +187,19 @@ def _check_engines(doc: MarkedDoc, spec: SuiteSpec) -> None:
             msg = f"duplicate engine name '{engine.name}' (engines[{first}] has it; give each a name)"
             raise doc.error(("engines", i, "name"), msg)
         seen[engine.name] = i
-        key_env = None if engine.kind == "embedded" else engine.api_key_env
+        key_env = engine.key_env
         if key_env is not None and not _ENV_NAME.fullmatch(key_env):
             # Refuse what looks like a key pasted in: the spec goes into the manifest.
             raise doc.error(
                 ("engines", i, "api_key_env"),
                 "must name an environment variable (e.g. OPENAI_API_KEY), not hold a key",
             )
+
+
+@lru_cache(maxsize=8)
+def _suite_adapter(model: type[SuiteSpec]) -> TypeAdapter[SuiteSpec]:
+    # One adapter per suite model (the model changes only when the engine registry does).
+    return TypeAdapter(model)
 
 
 def _check_patterns(doc: MarkedDoc, spec: TaskSpec) -> None:

@@ -1,12 +1,21 @@
-"""The suite: engines x tasks x load points."""
+"""The suite: engines x tasks x load points.
+
+The engine kinds a suite may list are the registered ones, so the model that validates a
+suite is built from the registry: use :func:`suite_model`, not :class:`SuiteSpec` itself.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from functools import lru_cache, reduce
+from operator import or_
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
-from structbench.spec.engines import EmbeddedEngineSpec, EngineSpec
+from structbench.engines.registry import spec_classes
+from structbench.spec.engines import DEFAULT_ENGINES, EngineSpec
+
+__all__ = ["LoadSpec", "SLOSpec", "SuiteSpec", "suite_model"]
 
 
 class _Frozen(BaseModel):
@@ -52,12 +61,17 @@ class SLOSpec(_Frozen):
 
 
 class SuiteSpec(_Frozen):
-    """A benchmark suite: ``structbench run SUITE.yaml``."""
+    """A benchmark suite: ``structbench run SUITE.yaml``.
+
+    Validate suites with :func:`suite_model`: this base types ``engines`` by the common
+    base class, which accepts no engine's own fields.
+    """
 
     name: str
     description: str = ""
-    engines: tuple[EngineSpec, ...] = (EmbeddedEngineSpec(),)
-    """Engines to compare; defaults to the embedded CPU engine."""
+    engines: tuple[EngineSpec, ...] = DEFAULT_ENGINES
+    """Engines to compare (each entry's ``kind`` is a registered engine kind); defaults to the
+    embedded CPU engine."""
     tasks: tuple[str, ...] = Field(min_length=1)
     """Task YAML files, relative to this file."""
     load: LoadSpec = LoadSpec()
@@ -78,3 +92,21 @@ class SuiteSpec(_Frozen):
             known = ", ".join(names)
             raise ValueError(f"judge_engine '{self.judge_engine}' is not one of the engines ({known})")
         return self
+
+
+def suite_model() -> type[SuiteSpec]:
+    """The suite model whose ``engines`` accept every registered engine kind, by ``kind``.
+
+    Built once per registry state (a plugin's :func:`~structbench.engines.registry.register_engine`
+    gives a new model), so the discriminated union reports errors exactly as a static one.
+    """
+    return _suite_model(spec_classes())
+
+
+@lru_cache(maxsize=8)
+def _suite_model(classes: tuple[type[EngineSpec], ...]) -> type[SuiteSpec]:
+    union: Any = reduce(or_, classes)
+    # A discriminator needs a union; one registered kind is a plain model.
+    member: Any = Annotated[union, Field(discriminator="kind")] if len(classes) > 1 else union
+    field: Any = (tuple[member, ...], DEFAULT_ENGINES)
+    return create_model("SuiteSpec", __base__=SuiteSpec, __module__=__name__, engines=field)

@@ -1,7 +1,7 @@
 """Pydantic validation whose errors point at ``file:line:col: field``.
 
 Pydantic reports a ``loc`` tuple that mixes data keys with names it invents: the tag of a
-discriminated union (``("engines", 0, "vllm", "url")``) and the member of a plain union
+discriminated union (``("engines", 0, <kind>, "url")``) and the member of a plain union
 (``("json_schema", "str")``). We walk the ``loc`` along the parsed data, skipping those
 invented names, to find the node the user wrote, and fall back to the nearest parent
 that exists (a missing field has no node of its own).
