@@ -108,6 +108,7 @@ def _record(
         (call.branch, call.turn, call.gen),
         ctx,
         status=status,
+        seed=call.seed,
         strategy=m.strategy or plan.strategy,
         t_sent=m.t_sent if sent else None,
         t_first_token=m.t_first_token if sent else None,
@@ -185,20 +186,27 @@ def _native_records(
 def _unsupported_program(
     engine: Engine, item: WorkItem, ctx: ExecContext, plans: Sequence[Plan]
 ) -> list[CallRecord]:
-    """A native program with an unsupported gen: that gen is unsupported, the rest skipped."""
+    """A native program with an unsupported gen can't run at all.
+
+    The unsupported gens are ``unsupported``; the later turns of their branch are skipped as
+    in a per-call walk, and every other gen is skipped because the program has a hole.
+    """
     first = next(p.unsupported for p in plans if p.unsupported)
+    hole = f"skipped: the native program has an unsupported gen ({first})"
     out: list[CallRecord] = []
+    causes: dict[int, CallRecord] = {}
     for (b, t, _), plan in zip(item.gens(), plans, strict=True):
         call = _call(item, b, t, branch_messages(item, b, ())[t], ctx.seed)
-        if plan.unsupported:
-            out.append(
-                _record(
-                    engine.name, call, item, ctx, plan, CallMeasure(error=plan.unsupported), "unsupported"
-                )
+        cause = causes.get(b)
+        if cause is None and plan.unsupported:
+            rec = _record(
+                engine.name, call, item, ctx, plan, CallMeasure(error=plan.unsupported), "unsupported"
             )
+            causes[b] = rec
         else:
-            why = f"skipped: the native program has an unsupported gen ({first})"
-            out.append(_record(engine.name, call, item, ctx, plan, CallMeasure(error=why), "skipped"))
+            why = skip_reason(cause) if cause is not None else hole
+            rec = _record(engine.name, call, item, ctx, plan, CallMeasure(error=why), "skipped")
+        out.append(rec)
     return out
 
 

@@ -61,6 +61,9 @@ class CallRecord:
     attempt: int = 1
     #: What became of the call; ``error`` holds the reason whenever it is not ``ok``.
     status: Status = "ok"
+    #: The call's sampling seed (:func:`structbench.program.gen_seed`; None in v1 records).
+    #: Engines that take a seed send it (vLLM, OpenAI, embedded); SGLang's /generate has none.
+    seed: int | None = None
     #: Strategy that actually ran (e.g. "response_format", "structured_outputs.regex",
     #: "sgl.select", "outlines.json"), since semantics differ between them.
     strategy: str = ""
