@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from structbench.metrics.cache import CacheCall, ideal_of_calls
 from structbench.errors import SpecError
 from structbench.ir import WorkItem
 from structbench.kinds.fanout import estimate_tokens, expand, pseudo_text, zipf_weights
 from structbench.kinds.registry import expand_task
+from structbench.metrics.cache import CacheCall, ideal_of_calls
 from structbench.spec.loader import LoadedTask, load_task
 from structbench.spec.tasks import FanoutTaskSpec, FewShot
 

@@ -136,7 +136,9 @@ def test_chatml_and_piece_tokenizer() -> None:
     assert a[:3] == b[:3] and a[3] != b[3]
     assert len(a) == len(["Hello", ",", " ", "world", " ", "1", "2"])
     c = approximate_counter()
-    assert c.label == APPROX_LABEL and c.render([Message("user", "hi")]) == chatml_render([Message("user", "hi")])
+    assert c.label == APPROX_LABEL and c.render([Message("user", "hi")]) == chatml_render(
+        [Message("user", "hi")]
+    )
     recs = [_rec(1.0, "Shared prefix. Q1"), _rec(2.0, "Shared prefix. Q2")]
     ideal = cell_ideal(recs, approximate_counter(), 1)
     # "<|im_start|>system\nmanual<|im_end|>\n" is 14 pieces, "<|im_start|>user\nShared
@@ -167,7 +169,9 @@ def test_chat_template_counter_uses_the_tokenizer_as_given() -> None:
 # ---------------------------------------------------------------- a workload known by construction
 
 # One token per word: render joins the message contents with spaces, tokenize splits them.
-WORDS = PromptCounter(lambda ms: " ".join(m.content for m in ms), lambda s: [hash(w) for w in s.split()], "words")
+WORDS = PromptCounter(
+    lambda ms: " ".join(m.content for m in ms), lambda s: [hash(w) for w in s.split()], "words"
+)
 
 
 def _words(tag: str, n: int) -> str:
@@ -211,10 +215,20 @@ def _workload() -> list[_Call]:
 def _records(calls: Sequence[_Call]) -> list[CallRecord]:
     return [
         CallRecord(
-            cell_id="c", engine="e", task="t", item_id=f"i{i}", branch=0, turn=0, gen_name="g",
-            constraint="none", warmup=c.warmup, t_sent=c.t_sent, t_done=c.t_done, prompt=c.messages,
+            cell_id="c",
+            engine="e",
+            task="t",
+            item_id=f"i{i}",
+            branch=0,
+            turn=0,
+            gen_name="g",
+            constraint="none",
+            warmup=c.warmup,
+            t_sent=c.t_sent,
+            t_done=c.t_done,
+            prompt=c.messages,
             text=c.answer,
-        )  # fmt: skip
+        )
         for i, c in enumerate(calls)
     ]
 
@@ -231,7 +245,9 @@ def _expected_block_tokens(block: int) -> int:
     )
 
 
-@pytest.mark.parametrize(("block", "expected"), [(1, 2500), (16, 288 + 400 + 288 + 3 * 496), (128, 256 + 384 + 256 + 3 * 384)])
+@pytest.mark.parametrize(
+    ("block", "expected"), [(1, 2500), (16, 288 + 400 + 288 + 3 * 496), (128, 256 + 384 + 256 + 3 * 384)]
+)
 def test_ideal_of_a_known_workload(block: int, expected: int) -> None:
     ideal = cell_ideal(_records(_workload()), WORDS, block)
     assert ideal.prompts == 6  # the warm-up is not counted

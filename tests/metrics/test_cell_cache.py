@@ -12,9 +12,19 @@ from structbench.report import fmt
 
 RECS = [
     CallRecord(
-        "c", "e", "t", f"i{i}", 0, 0, "g", "none", t_sent=float(i), t_done=i + 0.5, prompt_tokens=100,
+        "c",
+        "e",
+        "t",
+        f"i{i}",
+        0,
+        0,
+        "g",
+        "none",
+        t_sent=float(i),
+        t_done=i + 0.5,
+        prompt_tokens=100,
         cached_tokens=40,
-    )  # fmt: skip
+    )
     for i in range(3)
 ]
 
@@ -62,7 +72,9 @@ def test_nothing_cacheable_gives_ideal_zero_and_no_fraction() -> None:
     ],
 )
 def test_server_rate_from_neutral_or_raw_counters(hits: str, queries: str) -> None:
-    rt = CellRuntime(metrics_before=((hits, 10.0), (queries, 100.0)), metrics_after=((hits, 30.0), (queries, 180.0)))
+    rt = CellRuntime(
+        metrics_before=((hits, 10.0), (queries, 100.0)), metrics_after=((hits, 30.0), (queries, 180.0))
+    )
     c = _summary(rt).cache
     assert c.server_hit_rate == pytest.approx(20 / 80)
     assert c.server_source == "prefix_cache_hit_tokens/prefix_cache_query_tokens"

@@ -39,10 +39,12 @@ def test_local_model_sizes_read_config_only_where_the_folder_exists(tmp_path: Pa
     }  # fmt: skip
     (tmp_path / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
     models = RunModels(
-        {"here": EngineModel("here", "vllm", (str(tmp_path),)), "gone": EngineModel("gone", "vllm", ("/nowhere",))}
+        {
+            "here": EngineModel("here", "vllm", (str(tmp_path),)),
+            "gone": EngineModel("gone", "vllm", ("/nowhere",)),
+        }
     )
     sizes = local_model_sizes(models)
     here = sizes["here"]
     assert here is not None and here.params == pytest.approx(134.5e6, rel=0.01)
     assert sizes["gone"] is None
-

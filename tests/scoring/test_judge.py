@@ -1,8 +1,9 @@
-"""The LLM-judge pass and the ``judge`` scorer, with a scripted fake judge engine."""
+"""The LLM-judge phase (through the load driver) and the ``judge`` scorer, with a scripted fake judge."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
+from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext, new_record
 from structbench.ir import Branch, ConstraintKind, Gen, Message, Turn, WorkItem, item_to_dict
-from structbench.records import CallRecord, RecordWriter
+from structbench.judge_phase import judge_records, run_judge_pass
+from structbench.records import CallRecord, RecordWriter, read_records
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.judge import (
     GRADE_REGEX,
@@ -20,13 +22,11 @@ from structbench.scoring.judge import (
     JudgeScore,
     grades_by_record,
     judge,
-    judge_records,
     judged_tasks,
     mean_grade_per_category,
     mean_grade_per_turn,
     parse_grade,
     read_judge,
-    run_judge_pass,
 )
 
 
@@ -58,16 +58,15 @@ class FakeJudge:
         if self.explode:
             raise RuntimeError("boom")
         await asyncio.sleep(0)
+        now = ctx.clock()
         return [
-            CallRecord(
-                cell_id=ctx.cell_id,
-                engine=self.name,
-                task=item.task,
-                item_id=item.item_id,
-                branch=b,
-                turn=t,
-                gen_name=g.name,
-                constraint=g.constraint.kind,
+            new_record(
+                self.name,
+                item,
+                (b, t, g),
+                ctx,
+                t_sent=now,
+                t_done=now,
                 error=self.fail,
                 text="it is fine" if g.name == "rationale" else self.reply,
             )
@@ -156,6 +155,10 @@ def test_judge_pass_grades_answered_turns(tmp_path: Path) -> None:
     assert "[Last question]\nDouble it." in second.user and "[Reference answer]\n10" in second.user
     assert all(it.kind == "judge" and it.prefix[0].role == "system" for it in eng.seen)
     assert sorted(read_judge(out), key=lambda s: s.turn) == scores
+    # The judge's calls are ordinary call records of a cell of its own.
+    calls = list(read_records(out))
+    assert [(r.cell_id, r.gen_name, r.constraint) for r in calls] == [("judge.mt", "grade", "regex")] * 2
+    assert all(r.t_scheduled is not None and not r.warmup for r in calls)
 
 
 def test_run_judge_pass_reads_the_run_folder(tmp_path: Path) -> None:
@@ -180,7 +183,7 @@ def test_judge_failures_become_verdicts_without_grade() -> None:
     failed = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(fail="timeout")))
     assert failed[0].grade is None and failed[0].error == "timeout"
     raised = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(explode=True)))
-    assert raised[0].grade is None and raised[0].error == "RuntimeError: boom"
+    assert raised[0].grade is None and raised[0].error == "engine raised RuntimeError: boom"
     junk = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(reply="great")))
     assert junk[0].grade is None and junk[0].error is not None and "no [[N]]" in junk[0].error
 
@@ -272,3 +275,23 @@ def test_real_embedded_judge_always_parses(tmp_path: Path) -> None:
         assert s.error is None and s.constrained and s.grade is not None and 1 <= s.grade <= 10
         assert re.fullmatch(GRADE_REGEX, s.text)
     assert len(read_judge(tmp_path / "judge.jsonl")) == 2
+
+
+def test_each_task_is_a_judge_cell_and_a_later_pass_wins(tmp_path: Path) -> None:
+    other = WorkItem("json/1", "json", "json", (), (Branch((Turn("Q?", Gen("answer")),)),))
+    answer = _rec(0, "{}", cell_id="emb.json.c4", task="json", item_id="json/1", gen_name="answer")
+    out = tmp_path / "judge.jsonl"
+    asyncio.run(judge_records([*RECORDS[:2], answer], [ITEM, other], FakeJudge(reply="[[3]]"), out))
+    assert {r.cell_id for r in read_records(out)} == {"judge.mt", "judge.json"}
+    asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(reply="[[9]]"), out))
+    grades = grades_by_record(read_judge(out))
+    assert grades[("emb.mt.c4", "mt/101", 0, 0, 1)] == 9 and grades[("emb.mt.c4", "mt/101", 0, 1, 1)] == 3
+    assert len(grades) == 3
+
+
+def test_read_judge_reads_old_verdict_lines(tmp_path: Path) -> None:
+    # Run folders from before the judge went through the driver hold one verdict per line.
+    old = _verdict("emb", "math", 0, 8)
+    path = tmp_path / "judge.jsonl"
+    path.write_text(json.dumps(dataclasses.asdict(old)) + "\n" + '{"torn": ')
+    assert read_judge(path) == [old]

@@ -213,7 +213,10 @@ def _server_hit_rate(runtime: CellRuntime) -> float | None:
     if runtime.metrics_before is None or runtime.metrics_after is None:
         return None
     # Cell files of version 1 hold the servers' raw counter names: translate them here.
-    before, after = neutral_counters(dict(runtime.metrics_before)), neutral_counters(dict(runtime.metrics_after))
+    before, after = (
+        neutral_counters(dict(runtime.metrics_before)),
+        neutral_counters(dict(runtime.metrics_after)),
+    )
     if not after:
         return None
     dq = after[QUERY_TOKENS] - before.get(QUERY_TOKENS, 0.0)
