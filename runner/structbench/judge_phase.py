@@ -35,7 +35,6 @@ from structbench.scoring.judge import (
     verdicts_from_records,
 )
 
-
 _DEFAULT = JudgeConfig()
 
 

@@ -215,9 +215,13 @@ def build_judge_item(
     else:
         steps = (Turn(f"{body}\n\n{_ASK_GRADE}", grade),)
     judged = (
-        ("judged_cell", rec.cell_id), ("judged_engine", rec.engine), ("judged_item", rec.item_id),
-        ("judged_branch", str(rec.branch)), ("judged_turn", str(rec.turn)), ("judged_attempt", str(rec.attempt)),
-    )  # fmt: skip
+        ("judged_cell", rec.cell_id),
+        ("judged_engine", rec.engine),
+        ("judged_item", rec.item_id),
+        ("judged_branch", str(rec.branch)),
+        ("judged_turn", str(rec.turn)),
+        ("judged_attempt", str(rec.attempt)),
+    )
     return WorkItem(
         item_id=f"judge/{rec.cell_id}/{rec.item_id}/b{rec.branch}t{rec.turn}a{rec.attempt}",
         task=rec.task,
