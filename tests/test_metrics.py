@@ -182,7 +182,7 @@ def test_cache(cell: CellSummary) -> None:
     c = cell.cache
     assert c.client_hit_rate == pytest.approx(5 / 30)
     assert c.server_hit_rate == pytest.approx(20 / 80)
-    assert c.server_source == "vllm"
+    assert c.server_source == "prefix_cache_hit_tokens/prefix_cache_query_tokens"
 
 
 def test_scores_validity_accuracy_canary(cell: CellSummary) -> None:

@@ -84,6 +84,12 @@ class CallRecord:
     prompt: tuple[Message, ...] = ()
     meta: tuple[tuple[str, str], ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # A record with an error is never "ok": builders that set only ``error`` (v1 style)
+        # get the status its prefix implies.
+        if self.error is not None and self.status == "ok":
+            object.__setattr__(self, "status", status_of_error(self.error))
+
     @property
     def ok(self) -> bool:
         """True when the call completed."""

@@ -21,6 +21,7 @@ from structbench.engines.launch import check_reachable
 from structbench.engines.registry import EngineEnv, create_engine
 from structbench.errors import UserError
 from structbench.ir import WorkItem, item_to_dict
+from structbench.judge_phase import run_judge_pass
 from structbench.kinds.registry import expand_task
 from structbench.load.arrivals import LoadPoint, load_points
 from structbench.load.driver import DriveConfig, DriveResult, drive
@@ -30,7 +31,7 @@ from structbench.progress import Progress
 from structbench.records import CallRecord, RecordWriter
 from structbench.report.build import build_report
 from structbench.report.summary import RunSummary
-from structbench.scoring.judge import judged_tasks, run_judge_pass
+from structbench.scoring.judge import judged_tasks
 from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
 

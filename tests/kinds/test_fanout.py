@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from structbench.cache import ideal_hit_rate
 from structbench.errors import SpecError
 from structbench.ir import WorkItem
 from structbench.kinds.fanout import estimate_tokens, expand, pseudo_text, zipf_weights
 from structbench.kinds.registry import expand_task
+from structbench.metrics.cache import CacheCall, ideal_of_calls
 from structbench.spec.loader import LoadedTask, load_task
 from structbench.spec.tasks import FanoutTaskSpec, FewShot
 
@@ -161,7 +161,7 @@ def test_workload_has_a_high_ideal_hit_rate() -> None:
         return [words.setdefault(w, len(words)) for w in re.findall(r"\S+", text)]
 
     prompts = [ids(it.prefix[0].content + " " + it.branches[0].turns[0].user) for it in items]
-    ideal = ideal_hit_rate(prompts, block_size=1)
+    ideal = ideal_of_calls([CacheCall(p) for p in prompts], block_size=1)
     # 9 of 12 prompts reuse their group's ~400-token prefix.
     assert ideal.hit_rate is not None and 0.6 < ideal.hit_rate < 0.75
 

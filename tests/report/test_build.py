@@ -14,6 +14,7 @@ from runfolder import write_run
 
 from structbench.errors import UserError
 from structbench.metrics import RunSummary
+from structbench.metrics.cell import SERVER_SOURCE
 from structbench.report.build import build_report, summarize_run
 from structbench.report.terminal import render_terminal_table
 
@@ -78,7 +79,7 @@ def test_summary_json_schema(built: tuple[Path, RunSummary]) -> None:
     assert inv["validity"]["scorer"] == "schema_valid" and inv["validity"]["rate"] == 1.0
     assert inv["accuracy"]["scorer"] == "field_accuracy" and inv["accuracy"]["rate"] == 1.0
     assert inv["client_cache_hit_rate"] == pytest.approx(32 / 50)
-    assert inv["server_cache_hit_rate"] == pytest.approx(0.5) and inv["server_cache_source"] == "vllm"
+    assert inv["server_cache_hit_rate"] == pytest.approx(0.5) and inv["server_cache_source"] == SERVER_SOURCE
     assert [f["path"] for f in inv["field_accuracy"]] == ["name", "total"]
     sg = cells["sglang.invoice.c4"]
     assert sg["validity"]["rate"] == pytest.approx(4 / 6)  # items 0 and 3 are truncated

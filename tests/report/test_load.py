@@ -69,3 +69,34 @@ def test_judge_grades_feed_the_judge_scorer(make_run: Callable[..., Path]) -> No
     cellsum = next(c for c in summarize_run(run).cells if c.info.cell_id == "vllm.math.c4")
     judge = next(s for s in cellsum.quality.scores if s.scorer == "judge")
     assert judge.rate == 0.7 and judge.n == 1
+
+
+def test_judge_call_records_give_grades_and_no_cells(make_run: Callable[..., Path]) -> None:
+    """The judge phase's records (judge.jsonl) feed the ``judge`` scorer, not the cell list."""
+    from structbench.ir import Message
+    from structbench.records import CallRecord
+
+    run = make_run()
+    m = json.loads((run / "manifest.json").read_text())
+    m["tasks"]["math"]["scorers"] = ["final_number", "judge"]
+    (run / "manifest.json").write_text(json.dumps(m))
+    judged = (
+        ("judged_cell", "vllm.math.c4"), ("judged_engine", "vllm"), ("judged_item", "math/0"),
+        ("judged_branch", "0"), ("judged_turn", "0"), ("judged_attempt", "1"), ("category", "math"),
+    )  # fmt: skip
+    rec = CallRecord(
+        "judge.math", "j", "math", "judge/vllm.math.c4/math/0/b0t0a1", 0, 0, "grade", "regex",
+        t_sent=1.0, t_done=1.5, text="[[6]]", prompt=(Message("user", "grade it"),), meta=judged,
+    )  # fmt: skip
+    (run / "judge.jsonl").write_text(rec.to_json() + "\n")
+    data = load_run(run)
+    assert data.score_options.judge_grades == {("vllm.math.c4", "math/0", 0, 0, 1): 6}
+    assert not any(c.cell_id.startswith("judge.") for c in data.cells)
+    cells = summarize_run(run).cells
+    assert not any(c.info.cell_id.startswith("judge.") for c in cells)
+    judge = next(
+        s
+        for s in next(c for c in cells if c.info.cell_id == "vllm.math.c4").quality.scores
+        if s.scorer == "judge"
+    )
+    assert judge.rate == 0.6 and judge.n == 1

@@ -1,8 +1,9 @@
-"""The LLM-judge pass and the ``judge`` scorer, with a scripted fake judge engine."""
+"""The LLM-judge phase (through the load driver) and the ``judge`` scorer, with a scripted fake judge."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from structbench.engines.base import Capabilities, Compiled, EngineInfo, ExecContext
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
 from structbench.ir import Branch, ConstraintKind, Gen, Message, Turn, WorkItem, item_to_dict
-from structbench.records import CallRecord, RecordWriter
+from structbench.judge_phase import judge_records, run_judge_pass
+from structbench.records import CallRecord, RecordWriter, read_records
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.judge import (
     GRADE_REGEX,
@@ -20,13 +22,11 @@ from structbench.scoring.judge import (
     JudgeScore,
     grades_by_record,
     judge,
-    judge_records,
     judged_tasks,
     mean_grade_per_category,
     mean_grade_per_turn,
     parse_grade,
     read_judge,
-    run_judge_pass,
 )
 
 
@@ -40,39 +40,31 @@ class FakeJudge:
     explode: bool = False
     name: str = "fake-judge"
     max_concurrency: int | None = 2
-    seen: list[WorkItem] = field(default_factory=list)
+    #: Every call the judge was asked, in send order.
+    seen: list[Call] = field(default_factory=list)
     capabilities: Capabilities = field(init=False)
 
     def __post_init__(self) -> None:
         kinds: frozenset[ConstraintKind] = frozenset({"none", "regex"} if self.regex else {"none"})
         self.capabilities = Capabilities(constraints=kinds)
 
-    def compile(self, item: WorkItem) -> Compiled:
-        return Compiled(self.name, item.item_id, "")
+    def plan(self, gen: Gen) -> Plan:
+        return Plan("fake", self.capabilities.unsupported_reason(gen.constraint))
+
+    def render(self, call: Call) -> str:
+        return ""
 
     async def start(self) -> EngineInfo:
         return EngineInfo(self.name, "fake", "fake")
 
-    async def execute(self, item: WorkItem, ctx: ExecContext) -> list[CallRecord]:
-        self.seen.append(item)
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+        self.seen.append(call)
         if self.explode:
             raise RuntimeError("boom")
         await asyncio.sleep(0)
-        return [
-            CallRecord(
-                cell_id=ctx.cell_id,
-                engine=self.name,
-                task=item.task,
-                item_id=item.item_id,
-                branch=b,
-                turn=t,
-                gen_name=g.name,
-                constraint=g.constraint.kind,
-                error=self.fail,
-                text="it is fine" if g.name == "rationale" else self.reply,
-            )
-            for b, t, g in item.gens()
-        ]
+        now = clock()
+        text = "it is fine" if call.gen.name == "rationale" else self.reply
+        return CallMeasure(t_sent=now, t_done=now, error=self.fail, text="" if self.fail else text)
 
     async def close(self) -> None:
         return None
@@ -147,15 +139,20 @@ def test_judge_pass_grades_answered_turns(tmp_path: Path) -> None:
         (0, 7, "math", True, None),
         (1, 7, "math", True, None),
     ]
-    first, second = (it.branches[0].turns[-1] for it in eng.seen[:2])
+    first, second = sorted(eng.seen[:2], key=lambda c: "Double it." in c.messages[-1].content)
     assert first.gen.constraint.kind == "regex" and first.gen.constraint.regex == GRADE_REGEX
-    assert "[Reference answer]\n5" in first.user and "2+3 = 5." in first.user
-    assert "[Earlier turns]" not in first.user
+    q1, q2 = first.messages[-1].content, second.messages[-1].content
+    assert "[Reference answer]\n5" in q1 and "2+3 = 5." in q1
+    assert "[Earlier turns]" not in q1
     # Turn 1 is graded with the conversation so far and its own reference.
-    assert "User: What is 2+3?\nAssistant: 2+3 = 5." in second.user
-    assert "[Last question]\nDouble it." in second.user and "[Reference answer]\n10" in second.user
-    assert all(it.kind == "judge" and it.prefix[0].role == "system" for it in eng.seen)
+    assert "User: What is 2+3?\nAssistant: 2+3 = 5." in q2
+    assert "[Last question]\nDouble it." in q2 and "[Reference answer]\n10" in q2
+    assert all(c.messages[0].role == "system" for c in eng.seen)
     assert sorted(read_judge(out), key=lambda s: s.turn) == scores
+    # The judge's calls are ordinary call records of a cell of its own.
+    calls = list(read_records(out))
+    assert [(r.cell_id, r.gen_name, r.constraint) for r in calls] == [("judge.mt", "grade", "regex")] * 2
+    assert all(r.t_scheduled is not None and not r.warmup for r in calls)
 
 
 def test_run_judge_pass_reads_the_run_folder(tmp_path: Path) -> None:
@@ -173,14 +170,14 @@ def test_unconstrained_judge_parses_free_text() -> None:
     eng = FakeJudge(reply="I would give it [[ 6 ]].", regex=False)
     scores = asyncio.run(judge_records(RECORDS[:1], [ITEM], eng))
     assert scores[0].grade == 6 and not scores[0].constrained
-    assert eng.seen[0].branches[0].turns[0].gen.constraint.kind == "none"
+    assert eng.seen[0].gen.constraint.kind == "none"
 
 
 def test_judge_failures_become_verdicts_without_grade() -> None:
     failed = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(fail="timeout")))
     assert failed[0].grade is None and failed[0].error == "timeout"
     raised = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(explode=True)))
-    assert raised[0].grade is None and raised[0].error == "RuntimeError: boom"
+    assert raised[0].grade is None and raised[0].error == "engine raised RuntimeError: boom"
     junk = asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(reply="great")))
     assert junk[0].grade is None and junk[0].error is not None and "no [[N]]" in junk[0].error
 
@@ -188,7 +185,7 @@ def test_judge_failures_become_verdicts_without_grade() -> None:
 def test_explain_mode_asks_rationale_first() -> None:
     eng = FakeJudge()
     scores = asyncio.run(judge_records(RECORDS[:1], [ITEM], eng, cfg=JudgeConfig(explain=True)))
-    turns = eng.seen[0].branches[0].turns
+    turns = eng.seen
     assert [t.gen.name for t in turns] == ["rationale", "grade"]
     assert turns[0].gen.constraint.kind == "none" and turns[1].gen.constraint.kind == "regex"
     assert scores[0].rationale == "it is fine" and scores[0].grade == 7
@@ -246,7 +243,7 @@ def test_judge_prompt_keeps_messages_plain() -> None:
     rec = CallRecord("c", "e", "x", "x/1", 0, 0, "turn0", "none", text="A.")
     eng = FakeJudge()
     asyncio.run(judge_records([rec], [item], eng))
-    assert "[Last question]\nQ?\n\n[Assistant's answer]\nA." in eng.seen[0].branches[0].turns[0].user
+    assert "[Last question]\nQ?\n\n[Assistant's answer]\nA." in eng.seen[0].messages[-1].content
 
 
 @pytest.mark.embedded
@@ -272,3 +269,23 @@ def test_real_embedded_judge_always_parses(tmp_path: Path) -> None:
         assert s.error is None and s.constrained and s.grade is not None and 1 <= s.grade <= 10
         assert re.fullmatch(GRADE_REGEX, s.text)
     assert len(read_judge(tmp_path / "judge.jsonl")) == 2
+
+
+def test_each_task_is_a_judge_cell_and_a_later_pass_wins(tmp_path: Path) -> None:
+    other = WorkItem("json/1", "json", "json", (), (Branch((Turn("Q?", Gen("answer")),)),))
+    answer = _rec(0, "{}", cell_id="emb.json.c4", task="json", item_id="json/1", gen_name="answer")
+    out = tmp_path / "judge.jsonl"
+    asyncio.run(judge_records([*RECORDS[:2], answer], [ITEM, other], FakeJudge(reply="[[3]]"), out))
+    assert {r.cell_id for r in read_records(out)} == {"judge.mt", "judge.json"}
+    asyncio.run(judge_records(RECORDS[:1], [ITEM], FakeJudge(reply="[[9]]"), out))
+    grades = grades_by_record(read_judge(out))
+    assert grades[("emb.mt.c4", "mt/101", 0, 0, 1)] == 9 and grades[("emb.mt.c4", "mt/101", 0, 1, 1)] == 3
+    assert len(grades) == 3
+
+
+def test_read_judge_reads_old_verdict_lines(tmp_path: Path) -> None:
+    # Run folders from before the judge went through the driver hold one verdict per line.
+    old = _verdict("emb", "math", 0, 8)
+    path = tmp_path / "judge.jsonl"
+    path.write_text(json.dumps(dataclasses.asdict(old)) + "\n" + '{"torn": ')
+    assert read_judge(path) == [old]

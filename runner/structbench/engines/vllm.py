@@ -195,7 +195,8 @@ class VllmEngine:
         reply = await self._client.fetch("GET", "/metrics")
         if reply is None or reply.status != 200:
             return None
-        return neutral_counters(parse_metrics(reply.text))
+        snap = parse_metrics(reply.text)
+        return {**snap, **neutral_counters(snap)}
 
     async def reset_prefix_cache(self) -> bool:
         """Ask the server to drop its prefix cache (for cache-off arms on attached servers).

@@ -25,6 +25,7 @@ from structbench.metrics.inputs import (
     TaskRow,
 )
 from structbench.metrics.scores import FieldRate, ScoreRate
+from structbench.metrics.serialize import cell_to_dict
 from structbench.metrics.summary import SUMMARY_SCHEMA_VERSION, RunInfo, RunSummary
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "TaskRow",
     "Throughput",
     "call_timing",
+    "cell_to_dict",
     "final_attempts",
     "measured",
     "meets_slo",

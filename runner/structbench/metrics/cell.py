@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from structbench.engines.counters import HIT_TOKENS, QUERY_TOKENS, neutral_counters
+from structbench.metrics.cache import IdealCache
 from structbench.metrics.calls import CallTiming, call_timing, duration_s, final_attempts, measured
 from structbench.metrics.inputs import SLO, CellInfo, CellRuntime, SummaryOptions
 from structbench.metrics.roofline import Roofline
@@ -16,12 +18,8 @@ from structbench.scoring.registry import ACCURACY_SCORERS, VALIDITY_SCORERS
 from structbench.scoring.score_run import RecordKey, ScoredRecord
 from structbench.stats import EMPTY_DISTRIBUTION, Distribution, describe
 
-#: (source, hits counter, queries counter) in order of preference.
-SERVER_CACHE_COUNTERS: tuple[tuple[str, str, str], ...] = (
-    ("vllm", "vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"),
-    ("vllm", "vllm:gpu_prefix_cache_hits_total", "vllm:gpu_prefix_cache_queries_total"),
-    ("sglang", "sglang:cached_tokens_total", "sglang:prompt_tokens_total"),
-)
+#: ``CacheStats.server_source``: the engine-neutral counter pair the server rate divides.
+SERVER_SOURCE = f"{HIT_TOKENS}/{QUERY_TOKENS}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +67,11 @@ class CacheStats:
     """Prefix-cache hit rates: client-reported cached tokens and server counter deltas.
 
     Attributes:
-        ideal_hit_rate: The workload's ideal hit rate (DESIGN.md "Prefix-cache benefit"),
-            on the basis the engine can reach: whole blocks for vLLM, tokens otherwise.
+        client_hit_rate: Σ cached / Σ prompt tokens the engine reported per call.
+        server_hit_rate: Delta of the server's hit / query token counters over the cell.
+        server_source: The counter pair ``server_hit_rate`` divides (engine-neutral).
+        ideal_hit_rate: The cell's ideal hit rate (:mod:`structbench.metrics.cache`),
+            at the engine's cache block size; None when it was not computed at run time.
         ideal_token_hit_rate: The token-level ideal, whatever the engine.
         ideal_basis: "tokens" or "blocks of N" (what ``ideal_hit_rate`` counts).
         ideal_tokenizer: Which tokenizer counted the prompt tokens (the model's own, or
@@ -131,12 +132,6 @@ class CellSummary:
     peak_rss_mb: float | None = None
     #: Decode rate against the memory-bandwidth bound, where model size and GPU are known.
     roofline: Roofline | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        """Flat JSON form with vLLM-bench metric names (``p99_ttft_ms`` ...)."""
-        from structbench.metrics.serialize import cell_to_dict
-
-        return cell_to_dict(self)
 
 
 def _counts(all_records: Sequence[CallRecord], recs: Sequence[CallRecord]) -> Counts:
@@ -214,24 +209,41 @@ def _latency(recs: Sequence[CallRecord]) -> Latency:
     )
 
 
-def _server_hit_rate(runtime: CellRuntime) -> tuple[float | None, str | None]:
+def _server_hit_rate(runtime: CellRuntime) -> float | None:
     if runtime.metrics_before is None or runtime.metrics_after is None:
-        return None, None
-    before, after = dict(runtime.metrics_before), dict(runtime.metrics_after)
-    for source, hits, queries in SERVER_CACHE_COUNTERS:
-        if hits in after and queries in after:
-            dq = after[queries] - before.get(queries, 0.0)
-            if dq > 0:
-                return (after[hits] - before.get(hits, 0.0)) / dq, source
-    return None, None
+        return None
+    # Cell files of version 1 hold the servers' raw counter names: translate them here.
+    before, after = (
+        neutral_counters(dict(runtime.metrics_before)),
+        neutral_counters(dict(runtime.metrics_after)),
+    )
+    if not after:
+        return None
+    dq = after[QUERY_TOKENS] - before.get(QUERY_TOKENS, 0.0)
+    return (after[HIT_TOKENS] - before.get(HIT_TOKENS, 0.0)) / dq if dq > 0 else None
 
 
 def _cache(recs: Sequence[CallRecord], runtime: CellRuntime) -> CacheStats:
     rep = [r for r in recs if r.ok and r.cached_tokens is not None and r.prompt_tokens]
     prompt = sum(r.prompt_tokens or 0 for r in rep)
     client = sum(r.cached_tokens or 0 for r in rep) / prompt if prompt else None
-    server, source = _server_hit_rate(runtime)
-    return CacheStats(client, server, source)
+    server = _server_hit_rate(runtime)
+    stats = CacheStats(client, server, SERVER_SOURCE if server is not None else None)
+    return _with_ideal(stats, runtime.ideal)
+
+
+def _with_ideal(stats: CacheStats, ideal: IdealCache | None) -> CacheStats:
+    # Runs from before the ideal was computed at run time have none: it stays absent
+    # rather than being recomputed here with a tokenizer the report would have to load.
+    if ideal is None or not ideal.prompt_tokens:
+        return stats
+    return replace(
+        stats,
+        ideal_hit_rate=ideal.block_hit_rate,
+        ideal_token_hit_rate=ideal.hit_rate,
+        ideal_basis=ideal.basis,
+        ideal_tokenizer=ideal.tokenizer or None,
+    )
 
 
 def _quality(

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
+from structbench.metrics.cell import CellSummary
+from structbench.metrics.inputs import LoadPoint
 from structbench.stats import Distribution
-
-if TYPE_CHECKING:
-    from structbench.metrics.cell import CellSummary
-    from structbench.metrics.inputs import LoadPoint
 
 
 def _rate_value(x: float | None) -> float | str | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from structbench.metrics.cell import CellSummary
 from structbench.metrics.coverage import CorpusSummary
 from structbench.metrics.inputs import EngineRow, SummaryOptions, TaskRow
+from structbench.metrics.serialize import cell_to_dict
 
 SUMMARY_SCHEMA_VERSION = 1
 
@@ -74,7 +75,7 @@ class RunSummary:
         out: dict[str, object] = {
             "schema_version": self.schema_version,
             "run": self.run.to_dict(),
-            "cells": [c.to_dict() for c in self.cells],
+            "cells": [cell_to_dict(c) for c in self.cells],
         }
         if self.corpus is not None:
             out["corpus"] = self.corpus.to_dict()

@@ -18,7 +18,7 @@ from structbench.metrics.coverage import summarize_corpus
 from structbench.records import CallRecord
 from structbench.report.coverage import coverage_plots
 from structbench.report.csv_export import write_cell_csv
-from structbench.report.enrich import enrich_cells
+from structbench.report.enrich import local_model_sizes, roofline_cells
 from structbench.report.html import render_html
 from structbench.report.load import RunData, load_run
 from structbench.report.markdown import render_markdown
@@ -53,7 +53,8 @@ def _build(data: RunData) -> _Built:
         )
         for info in data.cells
     ]
-    cells = list(enrich_cells(cells, data.records, run_models(data.run_dir)))
+    models = run_models(data.run_dir)
+    cells = list(roofline_cells(cells, local_model_sizes(models), models.gpu))
     corpus = summarize_corpus(data.records, by_key, cells, data.info.options)
     return _Built(data, tuple(scored), RunSummary(run=data.info, cells=tuple(cells), corpus=corpus))
 

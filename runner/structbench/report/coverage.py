@@ -3,7 +3,8 @@
 Shown when the run has ``schema_corpus`` tasks (``summary.corpus`` is set): a feature x
 engine coverage table per constrained task, the silent failures by keyword, the schemas
 that failed, and the cost tables (compile time, structured/free, unique/repeated), with
-two figures. ``report/markdown.py`` and ``report/html.py`` each call one function here.
+two figures. This module builds the tables and figures; ``report/markdown.py`` and
+``report/html.py`` render them.
 """
 
 from __future__ import annotations
@@ -25,16 +26,16 @@ if TYPE_CHECKING:
 __all__ = [
     "COVERAGE_GLOSSARY",
     "COVERAGE_PLOTS",
-    "coverage_html",
-    "coverage_markdown",
+    "COVERAGE_TITLE",
     "coverage_plots",
     "coverage_tables",
 ]
 
 #: ``Plot.task`` of this section's figures: not a valid task name, so the per-task and
-#: across-task parts of the HTML report leave them to :func:`coverage_html`.
+#: across-task parts of the HTML report leave them to the coverage section.
 COVERAGE_PLOTS = "#coverage"
-_TITLE = "Schema coverage and the cost of structure"
+#: Heading of the section in ``report.md`` and ``report.html``.
+COVERAGE_TITLE = "Schema coverage and the cost of structure"
 _MAX_FAILURE_ROWS = 30
 _MAX_REASON = 90
 _COMPILE_HEADERS: tuple[str, ...] = ("Engine", "Task", "Load", "schemas", "median ms", "mean ms")
@@ -171,45 +172,6 @@ def coverage_tables(summary: RunSummary) -> list[Table]:
     out = [_feature_table(t, [c for c in corpus.coverage if c.task == t]) for t in tasks]
     out += [t for t in (_keyword_table(corpus.coverage), _failure_table(corpus.coverage)) if t is not None]
     return out + _cost_tables(corpus)
-
-
-def coverage_markdown(summary: RunSummary) -> list[str]:
-    """The section as markdown chunks for ``report.md`` (empty without a schema corpus)."""
-    from structbench.report.markdown import render_table  # that module calls this one
-
-    tables = coverage_tables(summary)
-    if not tables:
-        return []
-    out = [f"## {_TITLE}", "", *(render_table(t) for t in tables)]
-    return [*out, "#### Terms", "", *(f"- **{k}**: {v}" for k, v in COVERAGE_GLOSSARY), ""]
-
-
-def coverage_html(summary: RunSummary, plots: Sequence[Plot]) -> str:
-    """The section as HTML for ``report.html``, with its figures (empty without a corpus)."""
-    from html import escape
-
-    from structbench.report.html import render_table  # that module calls this one
-
-    tables = coverage_tables(summary)
-    if not tables:
-        return ""
-    parts = [f"<h2>{escape(_TITLE)}</h2>\n", *(render_table(t) for t in tables)]
-    for p in plots:
-        if p.task == COVERAGE_PLOTS:
-            parts.append(_figure_html(p))
-    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in COVERAGE_GLOSSARY)
-    return "".join(parts) + f"<dl>{items}</dl>\n"
-
-
-def _figure_html(p: Plot) -> str:
-    import base64
-    from html import escape
-
-    data = base64.b64encode(p.png).decode("ascii")
-    return (
-        f'<figure><img src="data:image/png;base64,{data}" alt="{escape(p.title)}">'
-        f"<figcaption>{escape(p.title)}</figcaption></figure>\n"
-    )
 
 
 # ---------------------------------------------------------------- figures

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from html import escape
 
 from structbench.metrics import RunSummary
-from structbench.report.coverage import coverage_html
+from structbench.report.coverage import COVERAGE_GLOSSARY, COVERAGE_PLOTS, COVERAGE_TITLE, coverage_tables
 from structbench.report.plots import Plot
 from structbench.report.sections import task_detail_tables
 from structbench.report.tables import (
@@ -66,6 +66,17 @@ def _figure(p: Plot) -> str:
     return f"<figure>{img}<figcaption>{alt}</figcaption></figure>\n"
 
 
+def _coverage_section(summary: RunSummary, plots: Sequence[Plot]) -> str:
+    """The schema-coverage section with its figures (empty without a schema corpus)."""
+    tables = coverage_tables(summary)
+    if not tables:
+        return ""
+    parts = [f"<h2>{escape(COVERAGE_TITLE)}</h2>\n", *(render_table(t) for t in tables)]
+    parts += [_figure(p) for p in plots if p.task == COVERAGE_PLOTS]
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in COVERAGE_GLOSSARY)
+    return "".join(parts) + f"<dl>{items}</dl>\n"
+
+
 def _header(summary: RunSummary) -> str:
     rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in header_rows(summary))
     out = f'<table class="hdr">{rows}</table>\n'
@@ -98,7 +109,7 @@ def render_html(summary: RunSummary, plots: Sequence[Plot]) -> str:
         _header(summary),
         "<h2>Results per task</h2>\n",
         _task_sections(summary, plots),
-        coverage_html(summary, plots),
+        _coverage_section(summary, plots),
     ]
     for extra in (canary_table(summary), problems_table(summary)):
         if extra is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from structbench.metrics import RunSummary
-from structbench.report.coverage import coverage_markdown
+from structbench.report.coverage import COVERAGE_GLOSSARY, COVERAGE_TITLE, coverage_tables
 from structbench.report.sections import task_detail_tables
 from structbench.report.tables import (
     GLOSSARY,
@@ -33,6 +33,15 @@ def render_table(t: Table, level: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _coverage_section(summary: RunSummary) -> list[str]:
+    """The schema-coverage section (empty without a schema corpus)."""
+    tables = coverage_tables(summary)
+    if not tables:
+        return []
+    out = [f"## {COVERAGE_TITLE}", "", *(render_table(t) for t in tables)]
+    return [*out, "#### Terms", "", *(f"- **{k}**: {v}" for k, v in COVERAGE_GLOSSARY), ""]
+
+
 def _task_sections(summary: RunSummary) -> list[str]:
     parts = []
     for task in summary.tasks_in_order():
@@ -57,7 +66,7 @@ def render_markdown(summary: RunSummary, plot_files: Sequence[tuple[str, str]] =
     if r.status not in ("complete",):
         out += [f"> Run status is **{r.status}**: numbers cover only the calls that were recorded.", ""]
     out += ["## Results per task", "", *_task_sections(summary)]
-    out += coverage_markdown(summary)
+    out += _coverage_section(summary)
     for extra in (canary_table(summary), problems_table(summary)):
         if extra is not None:
             out.append(render_table(extra, level=2))

@@ -97,8 +97,10 @@ def _model_notes(cells: Sequence[CellSummary]) -> list[str]:
     notes = []
     by_tok: dict[str, list[str]] = {}
     for c in cells:
-        if c.cache.ideal_tokenizer:
-            by_tok.setdefault(c.cache.ideal_tokenizer, []).append(c.info.engine)
+        if c.cache.ideal_hit_rate is not None:
+            # The basis says which reuse the engine can reach: any token prefix, or whole blocks.
+            how = ", ".join(x for x in (c.cache.ideal_tokenizer, c.cache.ideal_basis) if x)
+            by_tok.setdefault(how or "unknown tokenizer", []).append(c.info.engine)
     if len(by_tok) == 1:
         notes.append(f"ideal hit rate counted with: {next(iter(by_tok))}")
     elif by_tok:
@@ -228,11 +230,16 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("cache hit", "Σ cached / Σ prompt tokens reported by the engine; server = prefix-cache counter deltas"),
     (
         "ideal hit",
-        "the workload's best possible hit rate: each prompt (in send order, warm-up excluded) counted as "
-        "covered up to its longest common token prefix with an earlier prompt of the cell, minus the last "
-        "token, in whole 16-token blocks for vLLM; tokenizer named under the table",
+        "the workload's best possible hit rate, counted at run time: each measured prompt (in send "
+        "order) covered up to its longest common token prefix with what the engine already holds (the "
+        "cell's earlier prompts and generated outputs, warm-ups included), minus the last token, in whole "
+        "blocks of the engine's cache block size; tokenizer and basis named under the table",
     ),
-    ("% of ideal", "achieved hit rate / ideal hit rate (client-side; server counters in brackets)"),
+    (
+        "% of ideal",
+        "achieved hit rate / ideal hit rate (client-side; server counters in brackets); blank when the "
+        "ideal is 0 or was not computed (runs from before the ideal moved to run time)",
+    ),
     (
         "roofline",
         "per-sequence decode rate 1000 / mean TPOT as % of the memory-bandwidth bound: GPU peak bandwidth "

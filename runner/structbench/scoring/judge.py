@@ -1,12 +1,18 @@
 """The LLM judge: a 1-10 grade per chat turn, MT-Bench "single answer grading" style.
 
-Judging needs an engine, so it runs as its own pass after the cells
-(:func:`judge_records`): every answered turn becomes a ``judge`` work item (the
-conversation so far, the question, the reference if any, the answer), the judge engine
-runs it through the same ``execute()`` as any workload, and the grade is decoded under
-the regex ``\\[\\[(10|[1-9])\\]\\]`` so it always parses. Grades stream to
-``judge.jsonl`` in the run folder. The per-call ``judge`` scorer then only looks the
-grade up (``ScoreOptions.judge_grades``, filled from that file by :func:`grades_by_record`).
+Judging is a phase of the run, after the cells (:mod:`structbench.judge_phase` drives
+it): every answered turn becomes a ``judge`` work item (the conversation so far, the
+question, the reference if any, the answer), and the judge engine runs those items
+through the load driver like any workload, in a cell of its own (``judge.<task>``), so
+its calls are ordinary call records. They go to ``judge.jsonl`` in the run folder, not
+to ``requests.jsonl``: the benchmark's cells never count them. The grade is decoded
+under the regex ``\\[\\[(10|[1-9])\\]\\]`` so it always parses.
+
+This module is the pure part: it builds the judge items and reads grades back from the
+judge's records (:func:`read_judge`, :func:`verdicts_from_records`); the per-call
+``judge`` scorer looks the grade up (``ScoreOptions.judge_grades``). Run folders written
+before the judge went through the driver hold one verdict per line instead; they still
+read.
 
 On the CPU default the judge is SmolLM2-135M: its grades show the mechanics, not the
 quality of the answers. Point ``judge_engine`` at a strong model for real grading.
@@ -14,27 +20,29 @@ quality of the answers. Point ``judge_engine`` at a strong model for real gradin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from structbench.engines.base import Engine, ExecContext
-from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Message, Turn, WorkItem, item_from_dict
-from structbench.program import run_item
-from structbench.records import CallRecord, JsonlAppender, read_records
+from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.records import CallRecord
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.common import not_applicable
+
+#: A judged record's key, as ``score_run.record_key`` builds it.
+RecordKey = tuple[str, str, int, int, int]
 
 #: The grade as the judge must write it.
 GRADE_REGEX = r"\[\[(10|[1-9])\]\]"
 #: Item kind of the judge's own work items.
 JUDGE_KIND = "judge"
+#: The judge's call records, in the run folder.
 JUDGE_FILE = "judge.jsonl"
+#: The constraint the grade is decoded under, where the judge engine can run it.
+GRADE_CONSTRAINT = Constraint(kind="regex", regex=GRADE_REGEX)
 
 _GRADE = re.compile(GRADE_REGEX)
 # Unconstrained judges write "[[ 7 ]]" or "[[7.5]]" too; read those, and clamp nothing.
@@ -82,7 +90,7 @@ class JudgeConfig:
 
 @dataclass(frozen=True, slots=True)
 class JudgeScore:
-    """The judge's verdict on one answered turn (one line of ``judge.jsonl``).
+    """The judge's verdict on one answered turn, read back from its call records.
 
     The first seven fields identify the judged call record; ``grade`` is None when the
     judge call failed or its output held no grade (``error`` says which).
@@ -106,7 +114,7 @@ class JudgeScore:
     error: str | None = None
 
     @property
-    def key(self) -> tuple[str, str, int, int, int]:
+    def key(self) -> RecordKey:
         """The judged record's key, as ``score_run.record_key`` builds it."""
         return (self.cell_id, self.item_id, self.branch, self.turn, self.attempt)
 
@@ -162,10 +170,25 @@ def judge_prompt(questions: Sequence[str], answers: Sequence[str], reference: st
     return "\n\n".join(parts)
 
 
+def judge_cell_id(task: str) -> str:
+    """The cell id of the judge's calls for one judged task (never a benchmark cell's id)."""
+    return f"{JUDGE_KIND}.{task}"
+
+
+def _category(item: WorkItem, rec: CallRecord) -> str:
+    for key, value in (*item.meta, *rec.meta):
+        if key == "category":
+            return value
+    return ""
+
+
 def build_judge_item(
     item: WorkItem, rec: CallRecord, earlier: Sequence[str], cfg: JudgeConfig, constrained: bool
 ) -> WorkItem:
     """The judge work item that grades ``rec``, one answered turn of ``item``.
+
+    The judged record's identity travels in the item's ``meta`` (``judged_*`` keys), which
+    engines copy into the judge's call records: the grade is matched to the record by it.
 
     Args:
         item: The judged work item (its questions and references).
@@ -180,7 +203,7 @@ def build_judge_item(
     )
     grade = Gen(
         name="grade",
-        constraint=Constraint(kind="regex", regex=GRADE_REGEX) if constrained else NO_CONSTRAINT,
+        constraint=GRADE_CONSTRAINT if constrained else NO_CONSTRAINT,
         # Free text needs room for a sentence around the grade.
         max_tokens=cfg.max_tokens if constrained else max(cfg.max_tokens, 32),
         temperature=cfg.temperature,
@@ -191,146 +214,119 @@ def build_judge_item(
         steps = (Turn(f"{body}\n\n{_ASK_REASON}", why), Turn(_ASK_GRADE_AFTER_REASON, grade))
     else:
         steps = (Turn(f"{body}\n\n{_ASK_GRADE}", grade),)
+    judged = (
+        ("judged_cell", rec.cell_id),
+        ("judged_engine", rec.engine),
+        ("judged_item", rec.item_id),
+        ("judged_branch", str(rec.branch)),
+        ("judged_turn", str(rec.turn)),
+        ("judged_attempt", str(rec.attempt)),
+    )
     return WorkItem(
         item_id=f"judge/{rec.cell_id}/{rec.item_id}/b{rec.branch}t{rec.turn}a{rec.attempt}",
         task=rec.task,
         kind=JUDGE_KIND,
         prefix=(Message("system", JUDGE_SYSTEM),),
         branches=(Branch(steps),),
-        meta=(("judged_engine", rec.engine), ("judged_item", rec.item_id)),
+        meta=(*judged, ("category", _category(item, rec))),
     )
 
 
-def _category(item: WorkItem, rec: CallRecord) -> str:
-    for key, value in (*item.meta, *rec.meta):
-        if key == "category":
-            return value
-    return ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Job:
-    rec: CallRecord
-    item: WorkItem
-    judge_item: WorkItem
-
-
-def _plan(
+def plan_judge_items(
     records: Iterable[CallRecord], items: Iterable[WorkItem], cfg: JudgeConfig, constrained: bool
-) -> list[_Job]:
-    """One job per answered, non-warm-up turn of a judged task whose item is known."""
+) -> list[WorkItem]:
+    """One judge item per answered, non-warm-up turn of a judged task whose item is known.
+
+    Args:
+        records: Call records of the run.
+        items: The run's work items, for questions and references.
+        cfg: Judge settings (``cfg.tasks`` selects the tasks).
+        constrained: The judge engine can decode the grade under :data:`GRADE_REGEX`.
+
+    Returns:
+        The judge items, in record order.
+    """
     by_id = {(it.task, it.item_id): it for it in items}
     recs = [r for r in records if not r.warmup and (cfg.tasks is None or r.task in cfg.tasks)]
     # Earlier answers of the same conversation: the same cell, item, branch and attempt.
     answers = {(r.cell_id, r.item_id, r.branch, r.attempt, r.turn): r.text for r in recs if r.ok}
-    jobs: list[_Job] = []
+    out: list[WorkItem] = []
     for r in recs:
         item = by_id.get((r.task, r.item_id))
         if not r.ok or item is None or r.branch >= len(item.branches):
             continue
         earlier = [answers.get((r.cell_id, r.item_id, r.branch, r.attempt, t), "") for t in range(r.turn)]
-        jobs.append(_Job(r, item, build_judge_item(item, r, earlier, cfg, constrained)))
-    return jobs
+        out.append(build_judge_item(item, r, earlier, cfg, constrained))
+    return out
 
 
-def _verdict(job: _Job, judge_engine: str, constrained: bool, out: Sequence[CallRecord]) -> JudgeScore:
-    r = job.rec
-    last = out[-1] if out else None
-    rationale = out[0].text if len(out) > 1 else ""
-    error = "judge returned no record" if last is None else last.error
-    text = last.text if last is not None else ""
-    grade = parse_grade(text) if error is None else None
+def judged_key(meta: Iterable[tuple[str, str]]) -> RecordKey | None:
+    """The judged record's key from a judge item's or record's ``meta``; None if absent."""
+    m = dict(meta)
+    try:
+        return (
+            m["judged_cell"], m["judged_item"], int(m["judged_branch"]), int(m["judged_turn"]),
+            int(m["judged_attempt"]),
+        )  # fmt: skip
+    except (KeyError, ValueError):
+        return None
+
+
+def _verdict(key: RecordKey, rec: CallRecord, rationale: str) -> JudgeScore:
+    meta = dict(rec.meta)
+    grade = parse_grade(rec.text) if rec.error is None else None
+    error = rec.error
     if error is None and grade is None:
         error = "no [[N]] grade in the judge's output"
     return JudgeScore(
-        cell_id=r.cell_id, engine=r.engine, task=r.task, item_id=r.item_id, branch=r.branch, turn=r.turn,
-        attempt=r.attempt, category=_category(job.item, r), judge_engine=judge_engine, grade=grade,
-        constrained=constrained, text=text, rationale=rationale, error=error,
+        cell_id=key[0], engine=meta.get("judged_engine", ""), task=rec.task, item_id=key[1], branch=key[2],
+        turn=key[3], attempt=key[4], category=meta.get("category", ""), judge_engine=rec.engine,
+        grade=grade, constrained=rec.constraint == GRADE_CONSTRAINT.kind, text=rec.text,
+        rationale=rationale, error=error,
     )  # fmt: skip
 
 
-async def judge_records(
-    records: Iterable[CallRecord],
-    items: Iterable[WorkItem],
-    engine: Engine,
-    out_path: Path | None = None,
-    cfg: JudgeConfig = JudgeConfig(),
-) -> list[JudgeScore]:
-    """Grade every answered turn with ``engine`` (already started); never raises per call.
+def verdicts_from_records(records: Iterable[CallRecord]) -> dict[RecordKey, JudgeScore]:
+    """The judge's verdicts, parsed from its call records, by judged record key.
 
-    Args:
-        records: Call records of the run (warm-up and failed ones are skipped).
-        items: The run's work items (``items.jsonl``), for questions and references.
-        engine: The judge engine, started by the caller (who also closes it).
-        out_path: ``judge.jsonl`` to append each verdict to as it arrives (None = don't).
-        cfg: Judge settings.
-
-    Returns:
-        One :class:`JudgeScore` per judged turn, in record order.
+    A judge item's last call (``grade``) holds the grade; with ``explain`` its first call
+    holds the rationale. Records of a later judge pass over the same record win.
     """
-    constrained = engine.capabilities.unsupported_reason(Constraint(kind="regex", regex=GRADE_REGEX)) is None
-    jobs = _plan(records, items, cfg, constrained)
-    gate = asyncio.Semaphore(max(1, min(cfg.concurrency, engine.max_concurrency or cfg.concurrency)))
-    sink = JsonlAppender(out_path) if out_path is not None else None
-
-    async def one(job: _Job) -> JudgeScore:
-        async with gate:
-            ctx = ExecContext(cell_id="judge", clock=time.perf_counter, t_scheduled=time.perf_counter())
-            try:
-                out = await run_item(engine, job.judge_item, ctx)
-            except Exception as e:  # an engine bug must not lose the other verdicts
-                out = [_failed(job, engine.name, f"{type(e).__name__}: {e}")]
-            verdict = _verdict(job, engine.name, constrained, out)
-        if sink is not None:
-            sink.write_line(json.dumps(asdict(verdict), ensure_ascii=False, separators=(",", ":")))
-        return verdict
-
-    try:
-        return list(await asyncio.gather(*(one(j) for j in jobs)))
-    finally:
-        if sink is not None:
-            sink.close()
-
-
-async def run_judge_pass(
-    run_dir: Path, engine: Engine, tasks: Iterable[str], cfg: JudgeConfig = JudgeConfig()
-) -> list[JudgeScore]:
-    """Judge a run folder's records of ``tasks`` and append the verdicts to its ``judge.jsonl``.
-
-    Reads ``requests.jsonl`` and ``items.jsonl``; ``engine`` is started and closed by the
-    caller. This is what ``run_suite`` calls after the cells, with the suite's
-    ``judge_engine`` (or first engine) and the tasks that list ``judge``.
-    """
-    with (run_dir / "items.jsonl").open(encoding="utf-8") as fh:
-        items = [item_from_dict(json.loads(line)["item"]) for line in fh if line.strip()]
-    records = list(read_records(run_dir / "requests.jsonl"))
-    return await judge_records(
-        records, items, engine, run_dir / JUDGE_FILE, replace(cfg, tasks=frozenset(tasks))
-    )
-
-
-def _failed(job: _Job, engine: str, error: str) -> CallRecord:
-    return CallRecord(
-        cell_id="judge", engine=engine, task=job.rec.task, item_id=job.judge_item.item_id,
-        branch=0, turn=0, gen_name="grade", constraint="regex", error=error,
-    )  # fmt: skip
+    rationale: dict[str, str] = {}
+    out: dict[RecordKey, JudgeScore] = {}
+    for r in records:
+        key = judged_key(r.meta)
+        if key is None:
+            continue
+        if r.gen_name == "rationale":
+            rationale[r.item_id] = r.text
+        elif r.gen_name == "grade":
+            out[key] = _verdict(key, r, rationale.get(r.item_id, ""))
+    return out
 
 
 def read_judge(path: Path) -> list[JudgeScore]:
-    """Read ``judge.jsonl``; a torn last line (crash mid-write) is skipped."""
+    """The verdicts in a run's ``judge.jsonl``; a torn last line (crash mid-write) is skipped.
+
+    Lines are the judge's call records; lines of older runs are verdicts already.
+    """
     names = {f.name for f in fields(JudgeScore)}
-    out: list[JudgeScore] = []
+    old: list[JudgeScore] = []
+    records: list[CallRecord] = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             try:
                 d: dict[str, Any] = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            out.append(JudgeScore(**{k: v for k, v in d.items() if k in names}))
-    return out
+            if "gen_name" in d:
+                records.append(CallRecord.from_dict(d))
+            else:
+                old.append(JudgeScore(**{k: v for k, v in d.items() if k in names}))
+    return [*old, *verdicts_from_records(records).values()]
 
 
-def grades_by_record(scores: Iterable[JudgeScore]) -> dict[tuple[str, str, int, int, int], int | None]:
+def grades_by_record(scores: Iterable[JudgeScore]) -> dict[RecordKey, int | None]:
     """Grade per judged record key, for ``ScoreOptions.judge_grades`` (the last verdict wins)."""
     return {s.key: s.grade for s in scores}
 

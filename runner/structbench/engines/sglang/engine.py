@@ -231,7 +231,7 @@ class SglangEngine:
         if self._client is None:
             return None
         snap = await scrape(self._client)
-        return None if snap is None else neutral_counters(snap)
+        return None if snap is None else {**snap, **neutral_counters(snap)}
 
     async def close(self) -> None:
         """Close connections, free the runtime, stop a launched server."""
