@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -163,6 +163,23 @@ class Engine(Protocol):
 
     async def close(self) -> None:
         """Release the model, the server or the connections."""
+        ...
+
+
+#: How an engine turns chat messages into the text it prefills, and that text into tokens:
+#: ``(render, tokenize, label)``, for the ideal prefix-cache hit rate of the metrics stage.
+PromptTokens = tuple[Callable[[Sequence[Message]], str], Callable[[str], Sequence[int]], str]
+
+
+@runtime_checkable
+class PromptTokenizer(Protocol):
+    """An engine that can say exactly how it tokenizes its prompts (chat template included)."""
+
+    def prompt_tokens(self) -> PromptTokens | None:
+        """The engine's renderer and tokenizer, or None when its tokenizer isn't at hand.
+
+        Called after the cell's calls, never on the request path; it may load a tokenizer.
+        """
         ...
 
 

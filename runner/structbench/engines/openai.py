@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
-from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
+from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire, completion_prompt
 from structbench.engines.prom import Snapshot
 from structbench.engines.registry import EngineEnv
 from structbench.engines.stream import ClientConfig, HttpClient, ServerFacts
+from structbench.engines.tokenize import prompt_tokens
 from structbench.engines.vllm import vllm_constraint
 from structbench.ir import ConstraintKind, Gen, GrammarSyntax
 from structbench.spec.engines import OpenAIEngineSpec
@@ -83,6 +84,11 @@ class OpenAIEngine:
         if self._facts is None:
             return CallMeasure(error=f"engine '{self.name}' used before start()")
         return await self._wire.generate(self._client, self._facts.model, call, clock)
+
+    def prompt_tokens(self) -> PromptTokens | None:
+        """The served model's tokenizer when its folder is on this machine (see engines/tokenize.py)."""
+        paths = [self._facts.root, self._facts.model] if self._facts else []
+        return prompt_tokens(paths, completion_prompt if self.spec.api == "completions" else None)
 
     async def metrics_snapshot(self) -> Snapshot | None:
         """Generic servers have no known /metrics counters: always None."""

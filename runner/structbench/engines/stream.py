@@ -373,5 +373,3 @@ class HttpClient:
         except ValueError as e:  # a chunk that is not JSON
             acc.error = f"bad stream chunk: {e}"
         return acc.finish(t_sent, clock())
-
-

@@ -12,13 +12,14 @@ import asyncio
 import json
 from collections.abc import Mapping
 
-from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.engines.counters import neutral_counters
 from structbench.engines.launch import ServerConfig, ServerProcess, command, free_port, server_env
-from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire
+from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire, completion_prompt
 from structbench.engines.prom import Snapshot, info_labels, parse_metrics
 from structbench.engines.registry import EngineEnv
 from structbench.engines.stream import ClientConfig, HttpClient, ServerFacts
+from structbench.engines.tokenize import prompt_tokens
 from structbench.errors import UserError
 from structbench.ir import Gen
 from structbench.spec.engines import LaunchSpec, VllmEngineSpec
@@ -187,6 +188,14 @@ class VllmEngine:
         if self._client is None or self._facts is None:
             return CallMeasure(error=f"engine '{self.name}' used before start()")
         return await self._wire.generate(self._client, self._facts.model, call, clock)
+
+    def prompt_tokens(self) -> PromptTokens | None:
+        """The served model's tokenizer when its folder is on this machine (see engines/tokenize.py)."""
+        facts, launch = self._facts, self.spec.launch
+        paths = [facts.root, facts.model] if facts else []
+        if launch is not None:
+            paths.insert(0, launch.model)
+        return prompt_tokens(paths, completion_prompt if self.spec.api == "completions" else None)
 
     async def metrics_snapshot(self) -> Snapshot | None:
         """The server's /metrics summed over labels, with engine-neutral cache counters."""

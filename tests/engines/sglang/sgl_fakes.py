@@ -145,5 +145,8 @@ class FakeRuntime:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    def encode(self, text: str) -> list[int]:
+        return [hash(w) for w in text.split()]
+
     def close(self) -> None:
         self.closed = True

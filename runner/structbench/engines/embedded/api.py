@@ -76,6 +76,10 @@ class Runtime(Protocol):
         """Token count of ``text`` (no special tokens added)."""
         ...
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added)."""
+        ...
+
     def close(self) -> None:
         """Stop the worker thread and free the model."""
         ...

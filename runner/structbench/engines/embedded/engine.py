@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.engines.embedded.api import GenRequest, GenResult
 from structbench.engines.embedded.constraints import describe_constraint, strategy_label
 from structbench.engines.embedded.runtime import EmbeddedRuntime, load_runtime, resolve_model, versions
 from structbench.engines.registry import EngineEnv
-from structbench.ir import Gen
+from structbench.ir import Gen, Message
 from structbench.spec.engines import EmbeddedEngineSpec
 
 CAPABILITIES = Capabilities(
@@ -134,6 +135,17 @@ class EmbeddedEngine:
         rt, self._runtime = self._runtime, None
         if rt is not None:
             await asyncio.to_thread(rt.close)
+
+    def prompt_tokens(self) -> PromptTokens | None:
+        """The loaded model's chat template and tokenizer (exact, since this engine is the model)."""
+        rt = self._runtime
+        if rt is None:
+            return None
+
+        def render(messages: Sequence[Message]) -> str:
+            return rt.chat_prompt([(m.role, m.content) for m in messages])
+
+        return render, rt.encode, f"model tokenizer ({Path(rt.model_id).name or rt.model_id})"
 
     # ---- generate ------------------------------------------------------------------
 

@@ -115,6 +115,10 @@ class EmbeddedRuntime:
         """Token count of ``text`` (no special tokens added)."""
         return len(self._tokenizer.encode(text, add_special_tokens=False))
 
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added: a rendered prompt has its own)."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
     def submit(self, req: GenRequest) -> Future[GenResult]:
         """Queue a generation; the future resolves with a result, never an exception."""
         fut: Future[GenResult] = Future()

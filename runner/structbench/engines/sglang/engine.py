@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.engines.counters import neutral_counters
 from structbench.engines.embedded.api import Runtime
 from structbench.engines.launch import ServerProcess
@@ -35,6 +35,7 @@ from structbench.engines.sglang.program_run import ProgramRun, perf_to_driver, r
 from structbench.engines.sglang.source import plan_source
 from structbench.engines.sglang.templates import SMOLLM2_TEMPLATE, RoleTemplate, render
 from structbench.engines.stream import ClientConfig, HttpClient
+from structbench.engines.tokenize import prompt_tokens
 from structbench.errors import UserError
 from structbench.ir import ConstraintKind, Gen, GrammarSyntax, WorkItem
 from structbench.spec.engines import SglangEngineSpec
@@ -92,6 +93,7 @@ class SglangEngine:
         self._template: RoleTemplate | None = None
         self._url = spec.url.rstrip("/") if spec.url else ""
         self._extra = dict(extra_body or {})
+        self._model_path = ""
         self._calls: dict[Gen, GenCall] = {}
 
     # -- plan and compile (pure) -------------------------------------------------------
@@ -180,6 +182,7 @@ class SglangEngine:
         )
         self._client.open()
         facts = await server_facts(self._client, self.name, self._url)
+        self._model_path = facts.model_path
         loop = asyncio.get_running_loop()
         try:
             self._backend, self._template, source = await loop.run_in_executor(
@@ -221,6 +224,16 @@ class SglangEngine:
             return False
         reply = await self._client.fetch("POST", "/flush_cache")
         return reply is not None and reply.status == 200
+
+    def prompt_tokens(self) -> PromptTokens | None:
+        """The served model's tokenizer over the role template both modes send (engines/tokenize.py)."""
+        template = self._template
+        if template is None:
+            return None
+        if self._runtime is not None:
+            rt = self._runtime
+            return (lambda msgs: render(template, msgs, True)), rt.encode, f"model tokenizer ({rt.model_id})"
+        return prompt_tokens([self._model_path], lambda msgs: render(template, msgs, True))
 
     async def metrics_snapshot(self) -> dict[str, float] | None:
         """Prometheus counters summed per name (needs ``--enable-metrics``), or None.
