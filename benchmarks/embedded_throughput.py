@@ -34,7 +34,7 @@ import jsonschema
 from structbench.engines.base import ExecContext
 from structbench.engines.embedded.engine import EmbeddedEngine
 from structbench.engines.registry import EngineEnv
-from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Turn, WorkItem
+from structbench.ir import NO_CONSTRAINT, Branch, Gen, JsonSchema, Turn, WorkItem
 from structbench.program import run_item
 from structbench.records import CallRecord
 from structbench.spec.engines import EmbeddedEngineSpec
@@ -102,7 +102,7 @@ def items(workload: str, n: int, max_tokens: int) -> list[WorkItem]:
         who = SUBJECTS[i % len(SUBJECTS)]
         if workload == "json":
             user = f"Invent a person: {who}. Reply with JSON: name, age, city, job."
-            c = Constraint(kind="json_schema", json_schema=json.dumps(SCHEMA, sort_keys=True))
+            c = JsonSchema(json.dumps(SCHEMA, sort_keys=True))
         else:
             user, c = f"Write a long, detailed story about {who}.", NO_CONSTRAINT
         gen = Gen("out", c, max_tokens=max_tokens)

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from jsonschema import Draft202012Validator
 
-from structbench.ir import Constraint, Gen
+from structbench.ir import Gen, JsonSchema
 from structbench.metrics import CellInfo, CellRuntime, CellSummary, LoadPoint, SummaryOptions, summarize_cell
 from structbench.metrics.cost import compile_costs, corpus_meta, structure_costs, task_roles, unique_costs
 from structbench.metrics.coverage import (
@@ -35,7 +35,7 @@ SCHEMA = json.dumps(
         "required": ["code", "email"],
     }
 )
-GEN = Gen("answer", Constraint(kind="json_schema", json_schema=SCHEMA))
+GEN = Gen("answer", JsonSchema(SCHEMA))
 
 
 def rec(

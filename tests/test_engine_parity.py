@@ -26,7 +26,7 @@ from structbench.engines.embedded.engine import EmbeddedEngine
 from structbench.engines.openai import OpenAIEngine
 from structbench.engines.registry import EngineEnv
 from structbench.engines.vllm import VllmEngine
-from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import Branch, Gen, Grammar, JsonSchema, Message, Regex, Turn, WorkItem
 from structbench.program import gen_seed, run_item
 from structbench.records import CallRecord
 from structbench.spec.engines import (
@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).parent / "engines" / "sglang"))
 from sgl_fakes import FakeRuntime
 
 SCHEMA = json.dumps({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
-JSON_C = Constraint("json_schema", json_schema=SCHEMA)
-REGEX_C = Constraint("regex", regex="[0-9]{3}")
+JSON_C = JsonSchema(SCHEMA)
+REGEX_C = Regex("[0-9]{3}")
 #: No engine here takes this grammar syntax in every mode: it makes the branch stop early.
-GRAMMAR_C = Constraint("grammar", grammars=())
+GRAMMAR_C = Grammar(())
 SEED = 11
 FAKE_SGL = Path(__file__).parent / "engines" / "sglang" / "fake_sglang_server.py"
 

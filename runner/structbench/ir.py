@@ -8,8 +8,9 @@ prefix are a fan-out. Every ``gen`` becomes one call record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
 
 ConstraintKind = Literal["none", "json_schema", "regex", "choice", "grammar"]
 Role = Literal["system", "user", "assistant"]
@@ -17,21 +18,48 @@ GrammarSyntax = Literal["lark", "gbnf"]
 
 
 @dataclass(frozen=True, slots=True)
-class Constraint:
-    """What a ``gen`` step must produce.
+class NoConstraint:
+    """Free text."""
 
-    Only the field that matches ``kind`` is set. ``json_schema`` is compact JSON text in
-    the schema file's key order (engines emit properties in schema order, so sorting
-    would reorder every answer); a task's items share one text, so engines can cache
-    compiled grammars by constraint.
+    kind: ClassVar[Literal["none"]] = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSchema:
+    """Output valid under a JSON schema.
+
+    ``json_schema`` is compact JSON text in the schema file's key order (engines emit
+    properties in schema order, so sorting would reorder every answer); a task's items
+    share one text, so engines can cache compiled grammars by constraint.
     """
 
-    kind: ConstraintKind = "none"
-    json_schema: str | None = None
-    regex: str | None = None
-    choices: tuple[str, ...] = ()
+    json_schema: str
+    kind: ClassVar[Literal["json_schema"]] = "json_schema"
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """Output that fully matches a regular expression."""
+
+    regex: str
+    kind: ClassVar[Literal["regex"]] = "regex"
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """Output that is exactly one of the choices."""
+
+    choices: tuple[str, ...]
+    kind: ClassVar[Literal["choice"]] = "choice"
+
+
+@dataclass(frozen=True, slots=True)
+class Grammar:
+    """Output in a context-free grammar, given in one or more syntaxes."""
+
     #: Grammar text per syntax; engines pick the syntax they support.
-    grammars: tuple[tuple[GrammarSyntax, str], ...] = ()
+    grammars: tuple[tuple[GrammarSyntax, str], ...]
+    kind: ClassVar[Literal["grammar"]] = "grammar"
 
     def grammar(self, syntax: GrammarSyntax) -> str | None:
         """Return the grammar text in ``syntax``, or None when the task has none."""
@@ -41,7 +69,45 @@ class Constraint:
         return None
 
 
-NO_CONSTRAINT = Constraint()
+#: What a ``gen`` step must produce: a tagged union on ``kind``.
+Constraint = NoConstraint | JsonSchema | Regex | Choice | Grammar
+
+
+def constraint_to_dict(c: Constraint) -> dict[str, object]:
+    """The constraint as ``items.jsonl`` stores it: its ``kind`` and its one field."""
+    out: dict[str, object] = {"kind": c.kind}
+    if isinstance(c, JsonSchema):
+        out["json_schema"] = c.json_schema
+    elif isinstance(c, Regex):
+        out["regex"] = c.regex
+    elif isinstance(c, Choice):
+        out["choices"] = list(c.choices)
+    elif isinstance(c, Grammar):
+        out["grammars"] = [list(g) for g in c.grammars]
+    return out
+
+
+def constraint_from_dict(d: Mapping[str, Any]) -> Constraint:
+    """Rebuild a constraint from :func:`constraint_to_dict` (or the v1 bag of optional fields).
+
+    Raises:
+        ValueError: On an unknown kind.
+    """
+    kind = d.get("kind", "none")
+    if kind == "none":
+        return NO_CONSTRAINT
+    if kind == "json_schema":
+        return JsonSchema(str(d["json_schema"]))
+    if kind == "regex":
+        return Regex(str(d["regex"]))
+    if kind == "choice":
+        return Choice(tuple(str(x) for x in d["choices"]))
+    if kind == "grammar":
+        return Grammar(tuple((s, str(t)) for s, t in d["grammars"]))
+    raise ValueError(f"unknown constraint kind {kind!r}")
+
+
+NO_CONSTRAINT: Constraint = NoConstraint()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,44 +178,51 @@ class WorkItem:
         return [(b, t, turn.gen) for b, br in enumerate(self.branches) for t, turn in enumerate(br.turns)]
 
 
+def _gen_to_dict(g: Gen) -> dict[str, object]:
+    d = asdict(g)
+    d["constraint"] = constraint_to_dict(g.constraint)
+    return d
+
+
 def item_to_dict(item: WorkItem) -> dict[str, object]:
     """Serialize a work item (for ``items.jsonl`` in the results folder)."""
-    from dataclasses import asdict
+    return {
+        "item_id": item.item_id,
+        "task": item.task,
+        "kind": item.kind,
+        "prefix": [asdict(m) for m in item.prefix],
+        "branches": [
+            {"turns": [{"user": t.user, "gen": _gen_to_dict(t.gen)} for t in b.turns]} for b in item.branches
+        ],
+        "meta": [list(m) for m in item.meta],
+    }
 
-    return asdict(item)
+
+def _gen_from_dict(g: Mapping[str, Any]) -> Gen:
+    return Gen(
+        name=g["name"],
+        constraint=constraint_from_dict(g["constraint"]),
+        max_tokens=g["max_tokens"],
+        temperature=g["temperature"],
+        choice_strategy=g.get("choice_strategy", "constrained"),
+        reference=g.get("reference"),
+    )
 
 
-def item_from_dict(d: dict[str, object]) -> WorkItem:
-    """Rebuild a work item written by :func:`item_to_dict`."""
-    import typing
+def _branch_from_dict(b: Mapping[str, Any]) -> Branch:
+    return Branch(tuple(Turn(t["user"], _gen_from_dict(t["gen"])) for t in b["turns"]))
 
-    def con(c: dict[str, typing.Any]) -> Constraint:
-        return Constraint(
-            kind=c["kind"],
-            json_schema=c.get("json_schema"),
-            regex=c.get("regex"),
-            choices=tuple(c.get("choices", ())),
-            grammars=tuple((s, t) for s, t in c.get("grammars", ())),
-        )
 
-    def gen(g: dict[str, typing.Any]) -> Gen:
-        return Gen(
-            name=g["name"],
-            constraint=con(g["constraint"]),
-            max_tokens=g["max_tokens"],
-            temperature=g["temperature"],
-            choice_strategy=g.get("choice_strategy", "constrained"),
-            reference=g.get("reference"),
-        )
-
-    raw = typing.cast(dict[str, typing.Any], d)
+def item_from_dict(d: Mapping[str, Any]) -> WorkItem:
+    """Rebuild a work item written by :func:`item_to_dict` (any version of it)."""
     return WorkItem(
-        item_id=raw["item_id"],
-        task=raw["task"],
-        kind=raw["kind"],
-        prefix=tuple(Message(m["role"], m["content"]) for m in raw["prefix"]),
+        item_id=d["item_id"],
+        task=d["task"],
+        kind=d["kind"],
+        prefix=tuple(Message(m["role"], m["content"]) for m in d["prefix"]),
         branches=tuple(
-            Branch(tuple(Turn(t["user"], gen(t["gen"])) for t in b["turns"])) for b in raw["branches"]
+            Branch(tuple(Turn(t["user"], _gen_from_dict(t["gen"])) for t in b["turns"]))
+            for b in d["branches"]
         ),
-        meta=tuple((str(a), str(b)) for a, b in raw.get("meta", ())),
+        meta=tuple((str(a), str(b)) for a, b in d.get("meta", ())),
     )

@@ -13,7 +13,7 @@ from http_fake import serve
 from structbench.engines.base import ExecContext
 from structbench.engines.openai import OpenAIEngine
 from structbench.engines.registry import EngineEnv
-from structbench.ir import Branch, Constraint, Gen, Turn, WorkItem
+from structbench.ir import Branch, Constraint, Gen, Grammar, JsonSchema, Regex, Turn, WorkItem
 from structbench.program import run_item
 from structbench.spec.engines import OpenAIEngineSpec
 
@@ -53,8 +53,8 @@ def _run(spec: OpenAIEngineSpec, fake: FakeServer, wi: WorkItem, tmp: Path) -> t
 
 def test_declared_constraints_only(tmp_path: Path) -> None:
     fake = FakeServer()
-    schema = Constraint("json_schema", json_schema='{"type": "object"}')
-    regex = Constraint("regex", regex="a+")
+    schema = JsonSchema('{"type": "object"}')
+    regex = Regex("a+")
     info, recs, snap = _run(OpenAIEngineSpec(url="http://x/"), fake, _branches(schema, regex), tmp_path)
     assert info.model == "llama" and info.version == "" and snap is None
     assert recs[0].ok and recs[0].strategy == "response_format.json_schema"
@@ -65,11 +65,11 @@ def test_declared_constraints_only(tmp_path: Path) -> None:
 def test_declared_regex_and_grammar_use_structured_outputs(tmp_path: Path) -> None:
     fake = FakeServer()
     spec = OpenAIEngineSpec(url="http://x", constraints=("regex", "grammar"))
-    grammar = Constraint("grammar", grammars=(("gbnf", "root ::= x"),))
+    grammar = Grammar((("gbnf", "root ::= x"),))
     _, recs, _ = _run(
         spec,
         fake,
-        _branches(Constraint("regex", regex="a+"), grammar, Constraint("json_schema", json_schema="{}")),
+        _branches(Regex("a+"), grammar, JsonSchema("{}")),
         tmp_path,
     )
     assert [r.ok for r in recs] == [True, True, False]

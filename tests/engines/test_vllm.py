@@ -16,7 +16,19 @@ from structbench.engines.base import ExecContext
 from structbench.engines.registry import EngineEnv
 from structbench.engines.vllm import VllmEngine, launch_argv, vllm_constraint
 from structbench.errors import UserError
-from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import (
+    Branch,
+    Choice,
+    Constraint,
+    Gen,
+    Grammar,
+    JsonSchema,
+    Message,
+    NoConstraint,
+    Regex,
+    Turn,
+    WorkItem,
+)
 from structbench.program import compile_item, run_item
 from structbench.spec.engines import LaunchSpec, VllmEngineSpec
 
@@ -24,12 +36,12 @@ SCHEMA = json.dumps(
     {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, sort_keys=True
 )
 CONSTRAINTS = {
-    "none": Constraint(),
-    "json_schema": Constraint("json_schema", json_schema=SCHEMA),
-    "regex": Constraint("regex", regex=r"\d{3}"),
-    "choice": Constraint("choice", choices=("yes", "no")),
-    "gbnf": Constraint("grammar", grammars=(("gbnf", 'root ::= "a" | "b"'),)),
-    "lark": Constraint("grammar", grammars=(("lark", 'start: "a" | "b"'),)),
+    "none": NoConstraint(),
+    "json_schema": JsonSchema(SCHEMA),
+    "regex": Regex(r"\d{3}"),
+    "choice": Choice(("yes", "no")),
+    "gbnf": Grammar((("gbnf", 'root ::= "a" | "b"'),)),
+    "lark": Grammar((("lark", 'start: "a" | "b"'),)),
 }
 
 METRICS = """# HELP vllm:prefix_cache_hits_total hits
@@ -99,7 +111,7 @@ def test_constraint_mapping() -> None:
     assert dict(plan.fields) == {"structured_outputs": {"choice": ["yes", "no"]}}
     plan = vllm_constraint(Gen("g", CONSTRAINTS["lark"]))
     assert dict(plan.fields) == {"structured_outputs": {"grammar": 'start: "a" | "b"'}}
-    both = Constraint("grammar", grammars=(("lark", "start: x"), ("gbnf", "root ::= x")))
+    both = Grammar((("lark", "start: x"), ("gbnf", "root ::= x")))
     assert dict(vllm_constraint(Gen("g", both)).fields) == {"structured_outputs": {"grammar": "root ::= x"}}
     assert vllm_constraint(Gen("g")).fields == ()
     sel = vllm_constraint(Gen("g", CONSTRAINTS["choice"], choice_strategy="select"))
@@ -156,7 +168,7 @@ def test_start_attach_info_metrics_and_extra_body(tmp_path: Path) -> None:
             eng = _engine(tmp_path, url, extra_body={"ignore_eos": True})
             info = await eng.start()
             snap = await eng.metrics_snapshot()
-            await run_item(eng, _item(Constraint()), ExecContext("c", lambda: 0.0, 0.0))
+            await run_item(eng, _item(NoConstraint()), ExecContext("c", lambda: 0.0, 0.0))
             await eng.close()
             return info, snap, url
 
@@ -180,7 +192,7 @@ def test_compile_shows_bodies_with_placeholders(tmp_path: Path) -> None:
         _item(
             CONSTRAINTS["json_schema"],
             CONSTRAINTS["regex"],
-            Constraint("choice", choices=("a",)),
+            Choice(("a",)),
             strategy="constrained",
         ),
     )

@@ -19,7 +19,19 @@ from structbench.engines.base import ExecContext
 from structbench.engines.prom import metrics_delta
 from structbench.engines.registry import EngineEnv
 from structbench.engines.vllm import VllmEngine
-from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import (
+    Branch,
+    Choice,
+    Constraint,
+    Gen,
+    Grammar,
+    JsonSchema,
+    Message,
+    NoConstraint,
+    Regex,
+    Turn,
+    WorkItem,
+)
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import DriveConfig, DriveResult, drive
 from structbench.program import run_item
@@ -71,10 +83,10 @@ def _run(url: str, tmp: Path, items: Sequence[WorkItem]) -> list[CallRecord]:
 
 def test_json_regex_choice_grammar(vllm_url: str, tmp_path: Path) -> None:
     items = [
-        _item("json", ("Invent a person. Reply in JSON.", Constraint("json_schema", json.dumps(SCHEMA)), 48)),
-        _item("regex", ("Give a phone number.", Constraint("regex", regex=r"[0-9]{3}-[0-9]{4}"), 16)),
-        _item("choice", ("Pick a colour.", Constraint("choice", choices=("red", "green", "blue")), 8)),
-        _item("grammar", ("Write a small sum.", Constraint("grammar", grammars=(("gbnf", GBNF),)), 16)),
+        _item("json", ("Invent a person. Reply in JSON.", JsonSchema(json.dumps(SCHEMA)), 48)),
+        _item("regex", ("Give a phone number.", Regex(r"[0-9]{3}-[0-9]{4}"), 16)),
+        _item("choice", ("Pick a colour.", Choice(("red", "green", "blue")), 8)),
+        _item("grammar", ("Write a small sum.", Grammar((("gbnf", GBNF),)), 16)),
     ]
     recs = {r.item_id: r for r in _run(vllm_url, tmp_path, items)}
     assert all(r.ok for r in recs.values()), [r.error for r in recs.values()]
@@ -87,7 +99,7 @@ def test_json_regex_choice_grammar(vllm_url: str, tmp_path: Path) -> None:
 
 
 def test_streaming_timings_are_sane(vllm_url: str, tmp_path: Path) -> None:
-    [r] = _run(vllm_url, tmp_path, [_item("s", ("Count from one to twenty in words.", Constraint(), 24))])
+    [r] = _run(vllm_url, tmp_path, [_item("s", ("Count from one to twenty in words.", NoConstraint(), 24))])
     assert r.ok and r.t_sent is not None and r.t_first_token is not None and r.t_done is not None
     assert r.t_scheduled is not None and r.t_scheduled <= r.t_sent <= r.t_first_token <= r.t_done
     times = (r.t_first_token, *r.token_times)
@@ -97,7 +109,7 @@ def test_streaming_timings_are_sane(vllm_url: str, tmp_path: Path) -> None:
 
 
 def test_multi_turn_carries_the_first_answer(vllm_url: str, tmp_path: Path) -> None:
-    wi = _item("mt", ("Name a fruit.", Constraint(), 8), ("What colour is it?", Constraint(), 12))
+    wi = _item("mt", ("Name a fruit.", NoConstraint(), 8), ("What colour is it?", NoConstraint(), 12))
     r1, r2 = _run(vllm_url, tmp_path, [wi])
     assert r1.ok and r2.ok and r1.text
     assert Message("assistant", r1.text) in r2.prompt
@@ -106,7 +118,7 @@ def test_multi_turn_carries_the_first_answer(vllm_url: str, tmp_path: Path) -> N
 
 
 def test_fan_out_hits_the_prefix_cache(vllm_url: str, tmp_path: Path) -> None:
-    wi = _item("fan", ("Greet customer number one.", Constraint(), 8), branches=4, prefix=PREFIX)
+    wi = _item("fan", ("Greet customer number one.", NoConstraint(), 8), branches=4, prefix=PREFIX)
 
     async def fn(eng: VllmEngine) -> tuple[list[CallRecord], dict[str, float]]:
         before = await eng.metrics_snapshot()
@@ -125,7 +137,7 @@ def test_fan_out_hits_the_prefix_cache(vllm_url: str, tmp_path: Path) -> None:
 
 
 def test_drive_at_concurrency_4(vllm_url: str, tmp_path: Path) -> None:
-    items = [_item(f"d{i}", (f"Say a word about the number {i}.", Constraint(), 12)) for i in range(9)]
+    items = [_item(f"d{i}", (f"Say a word about the number {i}.", NoConstraint(), 12)) for i in range(9)]
     sunk: list[CallRecord] = []
     point = LoadPoint("concurrency", 4, math.inf, "poisson", 1.0, 4)
 

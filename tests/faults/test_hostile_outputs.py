@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from structbench.ir import Constraint, Gen
+from structbench.ir import Gen, JsonSchema, Regex
 from structbench.records import CallRecord
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.registry import SCORER_NAMES
@@ -61,7 +61,7 @@ def _score(text: str, gen: Gen) -> list[tuple[str, float | None, str]]:
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_output_gets_a_score_or_a_reason(name: str) -> None:
-    gen = Gen("g", Constraint(kind="json_schema", json_schema=json.dumps(SCHEMA)), reference='{"name": "x"}')
+    gen = Gen("g", JsonSchema(json.dumps(SCHEMA)), reference='{"name": "x"}')
     for scorer, value, reason in _score(HOSTILE[name], gen):
         assert not reason.startswith("scorer error"), (scorer, reason[:300])
         assert value is None or 0.0 <= value <= 1.0
@@ -74,7 +74,7 @@ def test_hostile_output_gets_a_score_or_a_reason(name: str) -> None:
     "name", ["prose", "truncated", "deep_array", "deep_object", "deep_unclosed", "big_int"]
 )
 def test_hostile_output_is_invalid_json(name: str) -> None:
-    gen = Gen("g", Constraint(kind="json_schema", json_schema=json.dumps(SCHEMA)))
+    gen = Gen("g", JsonSchema(json.dumps(SCHEMA)))
     scores = {s: (v, r) for s, v, r in _score(HOSTILE[name], gen)}
     for scorer in ("json_parse", "schema_valid"):
         value, reason = scores[scorer]
@@ -91,7 +91,7 @@ def test_hostile_output_is_invalid_json(name: str) -> None:
     ],
 )
 def test_pathological_schema_never_hangs(schema: dict[str, object]) -> None:
-    gen = Gen("g", Constraint(kind="json_schema", json_schema=json.dumps(schema)))
+    gen = Gen("g", JsonSchema(json.dumps(schema)))
     text = json.dumps("a" * 40 + "!") if "pattern" in schema else '{"x": {"x": {"x": 1}}}'
     t0 = time.monotonic()
     scores = {s: (v, r) for s, v, r in _score(text, gen)}
@@ -101,7 +101,7 @@ def test_pathological_schema_never_hangs(schema: dict[str, object]) -> None:
 
 
 def test_pathological_regex_never_hangs() -> None:
-    gen = Gen("g", Constraint(kind="regex", regex=r"^(\w+\s?)*$"))
+    gen = Gen("g", Regex(r"^(\w+\s?)*$"))
     text = "a" * 5000 + "!"
     t0 = time.monotonic()
     scores = {s: (v, r) for s, v, r in _score(text, gen)}

@@ -12,7 +12,7 @@ import pytest
 
 from structbench.engines.registry import EngineEnv
 from structbench.engines.vllm import VllmEngine
-from structbench.ir import Branch, Constraint, Gen, Turn, WorkItem
+from structbench.ir import Branch, Gen, Regex, Turn, WorkItem
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import DriveConfig, drive
 from structbench.records import CallRecord
@@ -32,7 +32,7 @@ def _server_group(url: str) -> int:
 
 
 def _items(n: int, tag: str) -> list[WorkItem]:
-    gen = Gen("answer", Constraint(kind="regex", regex="[A-Z]{3}-[0-9]{4}"), max_tokens=12)
+    gen = Gen("answer", Regex("[A-Z]{3}-[0-9]{4}"), max_tokens=12)
     return [
         WorkItem(f"{tag}/{i}", "pause", "regex", (), (Branch((Turn(f"Give a code, please ({i}).", gen),)),))
         for i in range(n)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from structbench.errors import SpecError, UserError
-from structbench.ir import Message, WorkItem, item_from_dict, item_to_dict
+from structbench.ir import Choice, Message, Regex, WorkItem, item_from_dict, item_to_dict
 from structbench.kinds import registry
 from structbench.kinds.common import row_plan
 from structbench.kinds.registry import KINDS, expand_task
@@ -119,7 +119,7 @@ def test_regex_and_canary() -> None:
     )
     items = expand(loaded(spec))
     c = items[0].branches[0].turns[0].gen.constraint
-    assert (c.kind, c.regex, c.json_schema, c.choices) == ("regex", "[A-Z]{3}-[0-9]{4}", None, ())
+    assert c == Regex("[A-Z]{3}-[0-9]{4}") and c.kind == "regex"
     assert items[0].meta == (("row", "0"), ("canary", "1"))
     plain = RegexTaskSpec(kind="regex", name="code", regex="x", prompt="{{ text }}")
     assert expand(loaded(plain))[0].meta == (("row", "0"),)
@@ -131,8 +131,8 @@ def test_choice(strategy: str) -> None:
         {"kind": "choice", "name": "s", "choices": ["pos", "neg"], "strategy": strategy, "reference": "pos"}
     )
     gen = expand(loaded(spec))[0].branches[0].turns[0].gen
-    assert gen.constraint.kind == "choice" and gen.constraint.choices == ("pos", "neg")
-    assert gen.constraint.regex is None
+    # A tagged union: a choice constraint has its choices and no other field.
+    assert gen.constraint == Choice(("pos", "neg")) and gen.constraint.kind == "choice"
     assert gen.choice_strategy == strategy and gen.reference == "pos"
 
 

@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from structbench.ir import Branch, Constraint, Gen, Turn, WorkItem, item_to_dict
+from structbench.ir import Branch, Choice, Gen, JsonSchema, Regex, Turn, WorkItem, item_to_dict
 from structbench.records import CallRecord
 
 SCHEMA = json.dumps(
@@ -38,11 +38,11 @@ N_ITEMS = 6
 
 def _gens(task: str) -> list[Gen]:
     if task == "invoice":
-        return [Gen("out", Constraint(kind="json_schema", json_schema=SCHEMA), reference=INVOICE_REF)]
+        return [Gen("out", JsonSchema(SCHEMA), reference=INVOICE_REF)]
     if task == "canary":
-        return [Gen("out", Constraint(kind="regex", regex=r"ZQX-\d{3}"))]
+        return [Gen("out", Regex(r"ZQX-\d{3}"))]
     if task == "pick":
-        return [Gen("out", Constraint(kind="choice", choices=("yes", "no")), reference="yes")]
+        return [Gen("out", Choice(("yes", "no")), reference="yes")]
     return [Gen("t0", reference="#### 4"), Gen("t1", reference="#### 8")]
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Turn, WorkItem, item_to_dict
+from structbench.ir import NO_CONSTRAINT, Branch, Gen, JsonSchema, Turn, WorkItem, item_to_dict
 from structbench.records import CallRecord
 from structbench.report.build import build_report
 
@@ -32,7 +32,7 @@ TASKS = {"corpus": ("constrained", 2), "corpus_free": ("free", 1)}
 def _item(task: str, sid: str, row: int, repeat: int) -> WorkItem:
     mode, repeats = TASKS[task]
     text = json.dumps(SCHEMAS[sid], separators=(",", ":"))
-    con = Constraint(kind="json_schema", json_schema=text) if mode == "constrained" else NO_CONSTRAINT
+    con = JsonSchema(text) if mode == "constrained" else NO_CONSTRAINT
     meta = (
         ("row", str(row)),
         ("schema_id", sid),

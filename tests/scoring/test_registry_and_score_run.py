@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from structbench.errors import UserError
-from structbench.ir import Constraint, Gen
+from structbench.ir import Choice, Gen
 from structbench.records import CallRecord
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.registry import SCORER_NAMES, SCORERS, get_scorer
@@ -40,7 +40,7 @@ def _rec(item: str, text: str, task: str = "t", attempt: int = 1) -> CallRecord:
 
 
 def test_score_records_and_jsonl_roundtrip(tmp_path: Path) -> None:
-    gen = Gen("g", Constraint(kind="choice", choices=("yes", "no")), reference="yes")
+    gen = Gen("g", Choice(("yes", "no")), reference="yes")
     gens = {("t/1", 0, 0): gen, ("t/2", 0, 0): gen}
     recs = [
         _rec("t/1", "yes"),

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from structbench.ir import Constraint, Gen
+from structbench.ir import Choice, Gen, Grammar, JsonSchema, Regex
 from structbench.records import CallRecord
 from structbench.scoring.accuracy import exact_match, field_accuracy, final_number, flatten, last_number
 from structbench.scoring.base import ScoreOptions
@@ -29,7 +29,7 @@ SCHEMA = json.dumps(
     },
     sort_keys=True,
 )
-JSON_GEN = Gen("g", Constraint(kind="json_schema", json_schema=SCHEMA))
+JSON_GEN = Gen("g", JsonSchema(SCHEMA))
 
 
 def rec(text: str, error: str | None = None, reference: str | None = None) -> CallRecord:
@@ -81,7 +81,7 @@ def test_schema_valid() -> None:
 def test_schema_valid_times_out_and_recovers() -> None:
     # A catastrophic-backtracking pattern: validating one output would take ages.
     evil = json.dumps({"type": "string", "pattern": "^(a+)+$"})
-    gen = Gen("g", Constraint(kind="json_schema", json_schema=evil))
+    gen = Gen("g", JsonSchema(evil))
     s = schema_valid(rec(json.dumps("a" * 40 + "!")), gen, ScoreOptions(schema_timeout_s=0.5))
     assert s.value == 0.0 and s.reason.startswith("timeout")
     # The worker was replaced: the next check works.
@@ -89,31 +89,31 @@ def test_schema_valid_times_out_and_recovers() -> None:
 
 
 def test_schema_valid_deeply_nested_output() -> None:
-    gen = Gen("g", Constraint(kind="json_schema", json_schema=json.dumps({"type": "array"})))
+    gen = Gen("g", JsonSchema(json.dumps({"type": "array"})))
     deep = "[" * 100_000 + "]" * 100_000
     s = schema_valid(rec(deep), gen, OPTS)
     assert s.value == 0.0 and "deeply nested" in s.reason
 
 
 def test_regex_match() -> None:
-    gen = Gen("g", Constraint(kind="regex", regex=r"[A-Z]{3}-\d{4}"))
+    gen = Gen("g", Regex(r"[A-Z]{3}-\d{4}"))
     assert regex_match(rec("ABC-1234"), gen, OPTS).value == 1.0
     assert regex_match(rec("ABC-12345"), gen, OPTS).value == 0.0
     spaced = regex_match(rec("ABC-1234\n"), gen, OPTS)
     assert spaced.value == 0.0 and "whitespace" in spaced.reason
-    assert regex_match(rec("x"), Gen("g", Constraint(kind="grammar")), OPTS).value is None
-    broken = Gen("g", Constraint(kind="regex", regex="(unclosed"))
+    assert regex_match(rec("x"), Gen("g", Grammar(())), OPTS).value is None
+    broken = Gen("g", Regex("(unclosed"))
     assert regex_match(rec("x"), broken, OPTS).value is None
 
 
 def test_regex_match_times_out() -> None:
-    gen = Gen("g", Constraint(kind="regex", regex=r"(a+)+b"))
+    gen = Gen("g", Regex(r"(a+)+b"))
     s = regex_match(rec("a" * 40), gen, ScoreOptions(schema_timeout_s=0.5))
     assert s.value == 0.0 and s.reason.startswith("timeout")
 
 
 def test_choice_valid() -> None:
-    gen = Gen("g", Constraint(kind="choice", choices=("positive", "negative")))
+    gen = Gen("g", Choice(("positive", "negative")))
     assert choice_valid(rec(" positive\n"), gen, OPTS).value == 1.0
     miss = choice_valid(rec("Positive"), gen, OPTS)
     assert miss.value == 0.0 and "'Positive'" in miss.reason

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from structbench.ir import Constraint, WorkItem
+from structbench.ir import Choice, WorkItem
 from structbench.kinds.common import expand_single_turn
 from structbench.spec.loader import LoadedTask
 from structbench.spec.tasks import ChoiceTaskSpec
@@ -23,5 +23,5 @@ def expand(task: LoadedTask, rng: random.Random, num_requests: int | None) -> li
     spec = task.spec
     if not isinstance(spec, ChoiceTaskSpec):
         raise TypeError(f"task '{spec.name}' is not a choice task")
-    constraint = Constraint(kind="choice", choices=spec.choices)
+    constraint = Choice(spec.choices)
     return expand_single_turn(task, constraint, num_requests, strategy=spec.strategy)

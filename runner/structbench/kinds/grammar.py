@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from structbench.ir import Constraint, WorkItem
+from structbench.ir import Grammar, WorkItem
 from structbench.kinds.common import expand_single_turn
 from structbench.spec.loader import LoadedTask
 from structbench.spec.tasks import GrammarTaskSpec
@@ -20,4 +20,4 @@ def expand(task: LoadedTask, rng: random.Random, num_requests: int | None) -> li
     del rng
     if not isinstance(task.spec, GrammarTaskSpec) or not task.grammars:
         raise TypeError(f"task '{task.spec.name}' is not a loaded grammar task")
-    return expand_single_turn(task, Constraint(kind="grammar", grammars=task.grammars), num_requests)
+    return expand_single_turn(task, Grammar(task.grammars), num_requests)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from structbench.ir import Constraint, WorkItem
+from structbench.ir import JsonSchema, WorkItem
 from structbench.kinds.common import expand_single_turn
 from structbench.spec.loader import LoadedTask
 from structbench.spec.tasks import JsonTaskSpec
@@ -25,4 +25,4 @@ def expand(task: LoadedTask, rng: random.Random, num_requests: int | None) -> li
     # would put "currency" before "invoice_number" in every answer. One text per task is
     # all engines need to compile each schema once.
     schema = json.dumps(task.schema, ensure_ascii=False, separators=(",", ":"))
-    return expand_single_turn(task, Constraint(kind="json_schema", json_schema=schema), num_requests)
+    return expand_single_turn(task, JsonSchema(schema), num_requests)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from structbench.ir import Constraint, WorkItem
+from structbench.ir import Regex, WorkItem
 from structbench.kinds.common import expand_single_turn
 from structbench.spec.loader import LoadedTask
 from structbench.spec.tasks import RegexTaskSpec
@@ -22,4 +22,4 @@ def expand(task: LoadedTask, rng: random.Random, num_requests: int | None) -> li
     if not isinstance(spec, RegexTaskSpec):
         raise TypeError(f"task '{spec.name}' is not a regex task")
     meta = (("canary", "1"),) if spec.canary else ()
-    return expand_single_turn(task, Constraint(kind="regex", regex=spec.regex), num_requests, extra_meta=meta)
+    return expand_single_turn(task, Regex(spec.regex), num_requests, extra_meta=meta)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from structbench.errors import SpecError
-from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Turn, WorkItem
+from structbench.ir import NO_CONSTRAINT, Branch, Gen, JsonSchema, Turn, WorkItem
 from structbench.kinds.common import item_id, prefix_messages, render_field, row_plan
 from structbench.kinds.corpus_features import detect_features, feature_order
 from structbench.spec.checks import Refs
@@ -306,7 +306,7 @@ def _item(
         schema = {**schema, "$comment": f"structbench request {nonce}"}
     constraint = NO_CONSTRAINT
     if spec.mode == "constrained":
-        constraint = Constraint(kind="json_schema", json_schema=schema_text(schema))
+        constraint = JsonSchema(schema_text(schema))
     ref = None if spec.reference is None else render_field(task, "reference", spec.reference, i, row)
     gen = Gen("answer", constraint, spec.max_tokens, spec.temperature, reference=ref)
     meta = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from structbench.ir import Gen
+from structbench.ir import Gen, JsonSchema
 from structbench.records import CallRecord
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.common import not_applicable, parse_json
@@ -28,12 +28,11 @@ def schema_valid(rec: CallRecord, gen: Gen, opts: ScoreOptions) -> Score:
     na = not_applicable("schema_valid", rec)
     if na is not None:
         return na
-    schema = gen.constraint.json_schema
-    if gen.constraint.kind != "json_schema" or schema is None:
+    if not isinstance(gen.constraint, JsonSchema):
         return Score("schema_valid", None, "no JSON schema on this gen")
     _, reason = parse_json(rec.text)
     if reason:
         return Score("schema_valid", 0.0, f"not JSON: {reason}")
-    res = shared_checker().check_schema(schema, rec.text, opts.schema_timeout_s)
+    res = shared_checker().check_schema(gen.constraint.json_schema, rec.text, opts.schema_timeout_s)
     value = None if res.passed is None else float(res.passed)
     return Score("schema_valid", value, res.reason)

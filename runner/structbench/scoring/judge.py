@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import NO_CONSTRAINT, Branch, Gen, Message, Regex, Turn, WorkItem
 from structbench.records import CallRecord
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.common import not_applicable
@@ -42,7 +42,7 @@ JUDGE_KIND = "judge"
 #: The judge's call records, in the run folder.
 JUDGE_FILE = "judge.jsonl"
 #: The constraint the grade is decoded under, where the judge engine can run it.
-GRADE_CONSTRAINT = Constraint(kind="regex", regex=GRADE_REGEX)
+GRADE_CONSTRAINT = Regex(GRADE_REGEX)
 
 _GRADE = re.compile(GRADE_REGEX)
 # Unconstrained judges write "[[ 7 ]]" or "[[7.5]]" too; read those, and clamp nothing.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from structbench.ir import Gen
+from structbench.ir import Choice, Gen, Regex
 from structbench.records import CallRecord
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.common import not_applicable
@@ -20,10 +20,9 @@ def regex_match(rec: CallRecord, gen: Gen, opts: ScoreOptions) -> Score:
     na = not_applicable("regex_match", rec)
     if na is not None:
         return na
-    pattern = gen.constraint.regex
-    if gen.constraint.kind != "regex" or pattern is None:
+    if not isinstance(gen.constraint, Regex):
         return Score("regex_match", None, f"no regex on this gen (constraint {gen.constraint.kind})")
-    res = shared_checker().fullmatch(pattern, rec.text, opts.schema_timeout_s)
+    res = shared_checker().fullmatch(gen.constraint.regex, rec.text, opts.schema_timeout_s)
     value = None if res.passed is None else float(res.passed)
     return Score("regex_match", value, res.reason)
 
@@ -33,8 +32,8 @@ def choice_valid(rec: CallRecord, gen: Gen, opts: ScoreOptions) -> Score:
     na = not_applicable("choice_valid", rec)
     if na is not None:
         return na
-    choices = gen.constraint.choices
-    if gen.constraint.kind != "choice" or not choices:
+    choices = gen.constraint.choices if isinstance(gen.constraint, Choice) else ()
+    if not choices:
         return Score("choice_valid", None, "no choices on this gen")
     out = rec.text.strip()
     if out in choices:

@@ -15,7 +15,18 @@ from structbench.engines.embedded.engine import CAPABILITIES, EmbeddedEngine, _t
 from structbench.engines.embedded.runtime import resolve_model
 from structbench.engines.registry import EngineEnv
 from structbench.errors import UserError
-from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import (
+    Branch,
+    Choice,
+    Constraint,
+    Gen,
+    Grammar,
+    JsonSchema,
+    Message,
+    NoConstraint,
+    Turn,
+    WorkItem,
+)
 from structbench.program import run_item
 from structbench.spec.engines import EmbeddedEngineSpec
 
@@ -28,18 +39,18 @@ def test_choice_regex_matches_exactly_the_choices() -> None:
 
 
 def test_labels_and_descriptions() -> None:
-    js = Constraint(kind="json_schema", json_schema='{"type":"object"}')
+    js = JsonSchema('{"type":"object"}')
     assert strategy_label(js) == "outlines.json_schema"
-    assert strategy_label(Constraint(kind="choice", choices=("a",))) == "outlines.choice"
+    assert strategy_label(Choice(("a",))) == "outlines.choice"
     text = describe_constraint(js, "[ ]?")
     assert text.startswith("outlines.json_schema(") and "whitespace_pattern='[ ]?'" in text
-    lark = Constraint(kind="grammar", grammars=(("lark", "start: /a+/"),))
+    lark = Grammar((("lark", "start: /a+/"),))
     assert "start: /a+/" in describe_constraint(lark, None)
 
 
 def test_capabilities_take_lark_only() -> None:
-    assert CAPABILITIES.unsupported_reason(Constraint(kind="grammar", grammars=(("lark", "x"),))) is None
-    reason = CAPABILITIES.unsupported_reason(Constraint(kind="grammar", grammars=(("gbnf", "x"),)))
+    assert CAPABILITIES.unsupported_reason(Grammar((("lark", "x"),))) is None
+    reason = CAPABILITIES.unsupported_reason(Grammar((("gbnf", "x"),)))
     assert reason is not None and reason.startswith("unsupported:")
 
 
@@ -61,9 +72,9 @@ def _item(*turn_constraints: Constraint) -> WorkItem:
 
 def test_unsupported_and_not_started_become_records() -> None:
     engine = EmbeddedEngine(EmbeddedEngineSpec(name="emb"), EngineEnv(Path(".")))
-    gbnf = Constraint(kind="grammar", grammars=(("gbnf", 'root ::= "a"'),))
+    gbnf = Grammar((("gbnf", 'root ::= "a"'),))
     ctx = ExecContext("cell", time.perf_counter, t_scheduled=1.0, warmup=True, attempt=2)
-    recs = asyncio.run(run_item(engine, _item(gbnf, Constraint()), ctx))
+    recs = asyncio.run(run_item(engine, _item(gbnf, NoConstraint()), ctx))
     assert [r.turn for r in recs] == [0, 1]
     # Turn 1 has no real previous answer: skipped, as on every engine (the shared walker).
     assert [r.status for r in recs] == ["unsupported", "skipped"]
@@ -72,7 +83,7 @@ def test_unsupported_and_not_started_become_records() -> None:
     assert first.warmup and first.attempt == 2 and first.meta == (("k", "v"),)
     assert first.prompt == (Message("system", "s"), Message("user", "q0"))
     assert first.t_sent is None and first.constraint == "grammar"
-    (rec,) = asyncio.run(run_item(engine, _item(Constraint()), ctx))
+    (rec,) = asyncio.run(run_item(engine, _item(NoConstraint()), ctx))
     assert rec.error == "engine not started"
 
 

@@ -16,7 +16,19 @@ from structbench.engines.base import ExecContext
 from structbench.engines.embedded.api import GenRequest, GenResult, Runtime
 from structbench.engines.embedded.engine import EmbeddedEngine
 from structbench.engines.embedded.runtime import EmbeddedRuntime
-from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import (
+    Branch,
+    Choice,
+    Constraint,
+    Gen,
+    Grammar,
+    JsonSchema,
+    Message,
+    NoConstraint,
+    Regex,
+    Turn,
+    WorkItem,
+)
 from structbench.program import compile_item, run_item
 from structbench.records import CallRecord
 
@@ -28,11 +40,11 @@ SCHEMA = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
-JSON = Constraint(kind="json_schema", json_schema=json.dumps(SCHEMA, sort_keys=True))
-YEAR = Constraint(kind="regex", regex=r"(19|20)[0-9]{2}")
+JSON = JsonSchema(json.dumps(SCHEMA, sort_keys=True))
+YEAR = Regex(r"(19|20)[0-9]{2}")
 COLORS = ("red", "green", "blue")
-CHOICE = Constraint(kind="choice", choices=COLORS)
-LARK = Constraint(kind="grammar", grammars=(("lark", 'start: "hello " NAME\nNAME: /[a-z]{2,8}/'),))
+CHOICE = Choice(COLORS)
+LARK = Grammar((("lark", 'start: "hello " NAME\nNAME: /[a-z]{2,8}/'),))
 
 
 def _ask(rt: EmbeddedRuntime, user: str, c: Constraint, max_tokens: int, **kw: object) -> Future[GenResult]:
@@ -61,7 +73,7 @@ def test_json_outputs_validate_and_batch(embedded_runtime: EmbeddedRuntime) -> N
 
 
 def test_four_requests_submitted_together_form_one_batch(embedded_runtime: EmbeddedRuntime) -> None:
-    futs = [_ask(embedded_runtime, f"Count to {n}.", Constraint(), 6) for n in (3, 4, 5, 6)]
+    futs = [_ask(embedded_runtime, f"Count to {n}.", NoConstraint(), 6) for n in (3, 4, 5, 6)]
     results = [f.result(timeout=600) for f in futs]
     assert all(r.error is None for r in results)
     assert all(r.batch_size > 1 for r in results), [r.batch_size for r in results]
@@ -71,7 +83,7 @@ def test_prompt_is_templated_once_and_stop_strings_cut(embedded_runtime: Embedde
     rt = embedded_runtime
     prompt = rt.chat_prompt([("user", "Tell me about cats in one sentence.")])
     assert prompt.count("<|im_start|>user") == 1
-    res = rt.submit(GenRequest(prompt, Constraint(), 12, stop=(" ",))).result(timeout=600)
+    res = rt.submit(GenRequest(prompt, NoConstraint(), 12, stop=(" ",))).result(timeout=600)
     assert res.error is None and res.prompt_tokens == rt.count_tokens(prompt)
     assert res.finish_reason == "stop" and " " not in res.text and res.text
 
@@ -100,7 +112,7 @@ def test_fork_branches_run_concurrently_with_their_constraints(embedded_engine: 
 
 
 def test_multi_turn_carries_the_previous_answer(embedded_engine: EmbeddedEngine) -> None:
-    fruit = Gen("fruit", Constraint(kind="regex", regex=r"[A-Z][a-z]{2,9}"), 6)
+    fruit = Gen("fruit", Regex(r"[A-Z][a-z]{2,9}"), 6)
     color = Gen("color", max_tokens=6)
     item = _item("chat/0", (Turn("Name one fruit.", fruit), Turn("What color is it?", color)))
     first, second = _run(embedded_engine, item)
@@ -132,8 +144,8 @@ def test_impossible_requests_become_error_records(embedded_engine: EmbeddedEngin
     item = _item(
         "bad/0",
         (Turn("hi", Gen("zero", max_tokens=0)), Turn("then?", Gen("after", max_tokens=4))),
-        (Turn("hi", Gen("badre", Constraint(kind="regex", regex="(unclosed"), 4)),),
-        (Turn("hi", Gen("gbnf", Constraint(kind="grammar", grammars=(("gbnf", 'root ::= "a"'),)), 4)),),
+        (Turn("hi", Gen("badre", Regex("(unclosed"), 4)),),
+        (Turn("hi", Gen("gbnf", Grammar((("gbnf", 'root ::= "a"'),)), 4)),),
     )
     zero, after, badre, gbnf = _run(embedded_engine, item)
     assert zero.error is not None and "max_tokens" in zero.error

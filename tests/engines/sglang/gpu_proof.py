@@ -27,7 +27,18 @@ from typing import Any
 from structbench.engines.base import ExecContext
 from structbench.engines.registry import EngineEnv
 from structbench.engines.sglang.engine import SglangEngine
-from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import (
+    Branch,
+    Choice,
+    Constraint,
+    Gen,
+    Grammar,
+    JsonSchema,
+    Message,
+    Regex,
+    Turn,
+    WorkItem,
+)
 from structbench.program import run_item
 from structbench.records import CallRecord, RecordWriter
 from structbench.spec.engines import LaunchSpec, SglangEngineSpec
@@ -42,9 +53,9 @@ SCHEMA = {
     "required": ["name", "age", "species"],
     "additionalProperties": False,
 }
-JSON_C = Constraint("json_schema", json_schema=json.dumps(SCHEMA, sort_keys=True))
+JSON_C = JsonSchema(json.dumps(SCHEMA, sort_keys=True))
 CODE = r"[A-Z]{3}-[0-9]{4}"
-CODE_C = Constraint("regex", regex=CODE)
+CODE_C = Regex(CODE)
 COLORS = ("red", "green", "blue")
 LONG = "You are a careful assistant who answers in the requested format. " * 40
 
@@ -58,8 +69,8 @@ def items(grammar: bool) -> list[WorkItem]:
     """The proof workload (grammar only for generate mode)."""
     out = [_one(f"json-{i}", JSON_C, f"Invent pet number {i}. Reply in JSON.") for i in range(4)]
     out += [_one(f"code-{i}", CODE_C, f"Give product code {i}.") for i in range(2)]
-    out.append(_one("select", Constraint("choice", choices=COLORS), "What color is grass?", "select"))
-    out.append(_one("choice", Constraint("choice", choices=COLORS), "What color is the sky?"))
+    out.append(_one("select", Choice(COLORS), "What color is grass?", "select"))
+    out.append(_one("choice", Choice(COLORS), "What color is the sky?"))
     chat = (
         Turn("Invent a pet as JSON.", Gen("pet", JSON_C, max_tokens=80)),
         Turn("Its code?", Gen("code", CODE_C)),
@@ -76,7 +87,7 @@ def items(grammar: bool) -> list[WorkItem]:
         )
     )
     if grammar:
-        g = Constraint("grammar", grammars=(("gbnf", 'root ::= "yes" | "no"'),))
+        g = Grammar((("gbnf", 'root ::= "yes" | "no"'),))
         out.append(_one("grammar", g, "Is the sky blue? Answer yes or no."))
     return out
 

@@ -10,7 +10,18 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from structbench.engines.embedded.api import GenRequest, GenResult
-from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import (
+    Branch,
+    Choice,
+    Constraint,
+    Gen,
+    Grammar,
+    JsonSchema,
+    Message,
+    Regex,
+    Turn,
+    WorkItem,
+)
 
 SCHEMA = json.dumps(
     {
@@ -25,10 +36,10 @@ CHOICES = ("red", "green", "b.lue")
 GBNF = 'root ::= "yes" | "no"'
 LARK = 'start: "yes" | "no"'
 
-JSON_C = Constraint("json_schema", json_schema=SCHEMA)
-REGEX_C = Constraint("regex", regex=REGEX)
-CHOICE_C = Constraint("choice", choices=CHOICES)
-GRAMMAR_C = Constraint("grammar", grammars=(("gbnf", GBNF), ("lark", LARK)))
+JSON_C = JsonSchema(SCHEMA)
+REGEX_C = Regex(REGEX)
+CHOICE_C = Choice(CHOICES)
+GRAMMAR_C = Grammar((("gbnf", GBNF), ("lark", LARK)))
 
 SMOL_DEFAULT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 

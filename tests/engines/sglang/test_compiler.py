@@ -29,7 +29,7 @@ from structbench.engines.sglang.plan import (
     plan_item,
     var_names,
 )
-from structbench.ir import Constraint
+from structbench.ir import NoConstraint
 
 pytestmark = pytest.mark.sglang
 
@@ -85,7 +85,7 @@ def test_choice_constrained_is_escaped_regex_alternation() -> None:
 
 
 def test_plain_gen_has_no_constraint() -> None:
-    tracer, _ = _trace(one_gen(Constraint()))
+    tracer, _ = _trace(one_gen(NoConstraint()))
     (g,) = _gens(tracer.flatten_nodes())
     assert g.sampling_params.regex is None and g.sampling_params.json_schema is None
 
@@ -150,7 +150,7 @@ def test_strategy_labels() -> None:
         "select": plan_item(one_gen(CHOICE_C, strategy="select")).calls()[0].strategy,
         "constrained": plan_item(one_gen(CHOICE_C)).calls()[0].strategy,
         "grammar": plan_item(one_gen(GRAMMAR_C), "generate").calls()[0].strategy,
-        "none": plan_item(one_gen(Constraint())).calls()[0].strategy,
+        "none": plan_item(one_gen(NoConstraint())).calls()[0].strategy,
     }
     assert labels == {
         "json": "sgl.gen.json_schema",

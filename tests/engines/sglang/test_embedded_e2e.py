@@ -18,7 +18,7 @@ import jsonschema
 from structbench.engines.base import ExecContext
 from structbench.engines.registry import EngineEnv
 from structbench.engines.sglang.engine import SglangEngine
-from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
+from structbench.ir import Branch, Choice, Constraint, Gen, JsonSchema, Message, Regex, Turn, WorkItem
 from structbench.program import run_item
 from structbench.records import CallRecord
 from structbench.spec.engines import EmbeddedEngineSpec, SglangEngineSpec
@@ -31,9 +31,9 @@ SCHEMA = {
     "required": ["city", "rank"],
     "additionalProperties": False,
 }
-JSON_C = Constraint("json_schema", json_schema=json.dumps(SCHEMA, sort_keys=True))
+JSON_C = JsonSchema(json.dumps(SCHEMA, sort_keys=True))
 PHONE = r"[0-9]{3}-[0-9]{4}"
-PHONE_C = Constraint("regex", regex=PHONE)
+PHONE_C = Regex(PHONE)
 COLORS = ("red", "green", "blue")
 
 
@@ -89,8 +89,8 @@ def test_native_programs_on_smollm2(engine: SglangEngine) -> None:
         _item("json-a", JSON_C, "Give a city and its rank as JSON.", max_tokens=48),
         _item("json-b", JSON_C, "Name a large city and a rank number, as JSON.", max_tokens=48),
         _item("regex", PHONE_C, "Give a phone number.", max_tokens=12),
-        _item("select", Constraint("choice", choices=COLORS), "What color is grass?", strategy="select"),
-        _item("choice", Constraint("choice", choices=COLORS), "What color is the sky?"),
+        _item("select", Choice(COLORS), "What color is grass?", strategy="select"),
+        _item("choice", Choice(COLORS), "What color is the sky?"),
         _chat(),
         _fork(),
     ]

@@ -8,14 +8,14 @@ import pytest
 from sgl_fakes import CHOICE_C, GRAMMAR_C, JSON_C, REGEX, REGEX_C, SCHEMA, fanout, multi_turn, one_gen
 
 from structbench.engines.sglang.source import program_source
-from structbench.ir import Constraint, WorkItem
+from structbench.ir import NoConstraint, WorkItem
 
 ITEMS = {
     "json": one_gen(JSON_C),
     "regex": one_gen(REGEX_C),
     "select": one_gen(CHOICE_C, strategy="select"),
     "constrained": one_gen(CHOICE_C),
-    "none": one_gen(Constraint(), system=None),
+    "none": one_gen(NoConstraint(), system=None),
     "multi": multi_turn(),
     "fork": fanout(3),
     "grammar": one_gen(GRAMMAR_C),

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from structbench.ir import Constraint
+from structbench.ir import Constraint, Grammar, Regex
 
 if TYPE_CHECKING:
     import torch
@@ -198,8 +198,8 @@ class ConstraintCompiler:
             if not c.choices:
                 raise ValueError("choice constraint without choices")
             return choice_regex(c.choices)
-        if c.regex is None:
-            raise ValueError("regex constraint without a regex")
+        if not isinstance(c, Regex):
+            raise ValueError(f"no regex for a {c.kind} constraint")
         return c.regex
 
     def _index(self, regex: str) -> Any:
@@ -213,7 +213,7 @@ class ConstraintCompiler:
     def _lark(self, c: Constraint) -> str:
         import llguidance
 
-        text = c.grammar("lark")
+        text = c.grammar("lark") if isinstance(c, Grammar) else None
         if text is None:
             raise ValueError("grammar constraint without a lark grammar")
         grammar = str(llguidance.grammar_from("lark", text))

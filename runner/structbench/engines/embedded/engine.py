@@ -20,7 +20,7 @@ from structbench.engines.embedded.api import GenRequest, GenResult
 from structbench.engines.embedded.constraints import describe_constraint, strategy_label
 from structbench.engines.embedded.runtime import EmbeddedRuntime, load_runtime, resolve_model, versions
 from structbench.engines.registry import EngineEnv
-from structbench.ir import Gen, Message
+from structbench.ir import Choice, Gen, Message
 from structbench.spec.engines import EmbeddedEngineSpec
 
 CAPABILITIES = Capabilities(
@@ -77,7 +77,7 @@ class EmbeddedEngine:
         gen = call.gen
         head = f"gen '{gen.name}': max_tokens={gen.max_tokens} temperature={gen.temperature}"
         strategy = self.plan(gen).strategy
-        if strategy == SELECT_STRATEGY:
+        if strategy == SELECT_STRATEGY and isinstance(gen.constraint, Choice):
             cons = f"score choices {list(gen.constraint.choices)!r} by length-normalised logprob"
         else:
             cons = describe_constraint(gen.constraint, self._spec.whitespace_pattern)
@@ -166,7 +166,7 @@ class EmbeddedEngine:
     async def _select(
         self, rt: EmbeddedRuntime, prompt: str, gen: Gen, clock: Clock, t_sent: float
     ) -> CallMeasure:
-        choices = list(gen.constraint.choices)
+        choices = list(gen.constraint.choices) if isinstance(gen.constraint, Choice) else []
         res = await asyncio.wrap_future(rt.submit_score(prompt, choices))
         conv = _timebase(clock, t_sent, res.t_start)
         if res.error is not None:

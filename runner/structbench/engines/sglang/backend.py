@@ -27,7 +27,7 @@ from structbench.engines.sglang.templates import (
     derive_template,
     to_sgl_chat_template,
 )
-from structbench.ir import NO_CONSTRAINT, Constraint
+from structbench.ir import NO_CONSTRAINT, Constraint, JsonSchema, Regex
 
 T_START = "sb_t_start"
 T_FIRST = "sb_t_first_token"
@@ -40,9 +40,9 @@ RUNTIME_STRATEGY = "sb_runtime_strategy"
 def constraint_of(sampling_params: Any) -> Constraint:
     """The structbench constraint carried by SGLang sampling params (json_schema or regex)."""
     if sampling_params.json_schema is not None:
-        return Constraint(kind="json_schema", json_schema=str(sampling_params.json_schema))
+        return JsonSchema(str(sampling_params.json_schema))
     if sampling_params.regex is not None:
-        return Constraint(kind="regex", regex=str(sampling_params.regex))
+        return Regex(str(sampling_params.regex))
     return NO_CONSTRAINT
 
 

@@ -26,7 +26,7 @@ from structbench.engines.embedded.api import GenRequest, Runtime
 from structbench.engines.sglang.outcome import GenerateReader, ToDriver, measure_from_meta
 from structbench.engines.sglang.plan import GenCall
 from structbench.engines.stream import HttpClient, JsonBody
-from structbench.ir import NO_CONSTRAINT, Constraint
+from structbench.ir import NO_CONSTRAINT, Constraint, Grammar, JsonSchema, Regex
 
 GENERATE_PATH = "/generate"
 
@@ -71,11 +71,11 @@ async def http_generate(client: HttpClient, body: JsonBody, clock: Clock) -> Cal
 def runtime_constraint(call: GenCall) -> Constraint:
     """The embedded runtime's constraint for a gen call (choices never get here)."""
     if call.json_schema is not None:
-        return Constraint(kind="json_schema", json_schema=call.json_schema)
+        return JsonSchema(call.json_schema)
     if call.regex is not None:
-        return Constraint(kind="regex", regex=call.regex)
+        return Regex(call.regex)
     if call.grammar is not None:
-        return Constraint(kind="grammar", grammars=(call.grammar,))
+        return Grammar((call.grammar,))
     return NO_CONSTRAINT
 
 

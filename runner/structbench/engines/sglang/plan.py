@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from structbench.ir import Gen, GrammarSyntax, Message, WorkItem
+from structbench.ir import Gen, Grammar, GrammarSyntax, Message, WorkItem
 
 Mode = Literal["program", "generate"]
 
@@ -117,6 +117,7 @@ def var_names(item: WorkItem) -> list[str]:
 
 def _grammar_call(base: GenCall, mode: Mode, syntaxes: tuple[GrammarSyntax, ...]) -> GenCall:
     c = base.gen.constraint
+    assert isinstance(c, Grammar)
     base = replace(base, strategy=STRATEGY_EBNF)
     if mode == "program":
         return replace(base, unsupported=GRAMMAR_PROGRAM_UNSUPPORTED)
