@@ -1,4 +1,4 @@
-"""Reading run folders: cache-arm hook, cell files, judge grades."""
+"""Reading run folders: cell files, judge grades."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from structbench.report.build import summarize_run
-from structbench.report.load import cache_arm, load_run
-
-
-def test_cache_arm_hook() -> None:
-    assert cache_arm("c4", {"cache": "off"}) == "off"
-    assert cache_arm("c4", {"prefix_caching": "true"}) == "on"
-    assert cache_arm("c4-cache=on", {}) == "on"
-    assert cache_arm("c4_cache-off", {}) == "off"
-    assert cache_arm("nocache-c4", {}) == "off"
-    assert cache_arm("c4", {}) is None
-    assert cache_arm("cachedc4", {}) is None
+from structbench.report.load import load_run
 
 
 def test_load_run_reads_cells_and_memory(make_run: Callable[..., Path]) -> None:
