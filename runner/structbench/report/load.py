@@ -67,8 +67,8 @@ def _run_info(m: RunManifest, options: SummaryOptions) -> RunInfo:
         seed=options.seed,
         git_sha=m.git_sha,
         versions=tuple(m.versions.items()),
-        # Only the fields the file has: a version 1 manifest may lack some.
-        hardware=_pairs(m.hardware.model_dump(exclude_unset=True)),
+        # Only the fields the file has and knows: a version 1 manifest may lack some.
+        hardware=_pairs(m.hardware.model_dump(exclude_unset=True, exclude_none=True)),
         engines=tuple(_engine_row(e) for e in m.engines.values()),
         tasks=tuple(TaskRow(n, t.kind, t.scorers, t.canary) for n, t in m.tasks.items()),
         options=options,
