@@ -231,3 +231,18 @@ def test_v1_reader_defaults_like_the_old_reader(tmp_path: Path) -> None:
     (run / "cell.json").write_text(json.dumps({"status": "weird", "load": {"label": "c2-nocache"}}))
     cell = CellFile.read(run / "cell.json")
     assert (cell.cell_id, cell.status, cell.cache_arm, cell.load.mode) == ("r7", "unknown", "off", "offline")
+
+
+def test_engine_facts_hold_no_secrets() -> None:
+    server_info = json.dumps({"api_key": "sk-live-123", "admin_api_key": None, "port": 30000})
+    extra = (("server_info", server_info), ("hf_token", "hf_abc"), ("mode", "generate"))
+    info = EngineInfo("s", "sglang", "/m", url="http://user:pw@host:8000", extra=extra)
+    f = engine_facts(info, SglangEngineSpec(name="s"))
+    text = f.model_dump_json()
+    assert "sk-live-123" not in text and "hf_abc" not in text and "pw@" not in text
+    assert json.loads(f.extra["server_info"]) == {
+        "api_key": "<redacted>",
+        "admin_api_key": None,
+        "port": 30000,
+    }
+    assert f.url == "http://<redacted>@host:8000" and f.extra["mode"] == "generate"

@@ -9,16 +9,16 @@ manifest says "unknown". ``git_dirty`` tells whether the checkout had uncommitte
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-
-from pydantic import JsonValue
 
 from structbench import __version__
 from structbench.runfolder import GpuFacts, HardwareFacts, RunManifest
@@ -121,7 +121,7 @@ class RunIdentity:
     run_id: str
     suite: str
     seed: int
-    spec: dict[str, JsonValue]
+    spec: Mapping[str, object]
     #: Where the suite was loaded from (``--resume`` reloads it from here).
     suite_path: Path
 
@@ -139,6 +139,7 @@ def base_manifest(run: RunIdentity) -> RunManifest:
         argv=tuple(sys.argv),
         versions=package_versions(),
         hardware=hardware(),
-        spec=run.spec,
+        # Exactly what a JSON reader gets back (``--resume`` compares against that).
+        spec=json.loads(json.dumps(run.spec, default=str)),
         suite_path=str(run.suite_path.resolve()),
     )
