@@ -224,7 +224,7 @@ def test_engine_coverage_counts_schemas_not_calls() -> None:
 
 def _cell(records: Sequence[CallRecord], task: str, engine: str = "e") -> CellSummary:
     info = CellInfo(
-        f"{engine}.{task}.c1", engine, task, "schema_corpus", LoadPoint("concurrency", 1, None, "c1")
+        f"{engine}.{task}.c1", engine, task, "schema_corpus", LoadPoint("concurrency", 1)
     )
     return summarize_cell(info, CellRuntime(status="complete"), records, {}, SummaryOptions(bootstrap=0))
 

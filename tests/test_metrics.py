@@ -29,7 +29,7 @@ INFO = CellInfo(
     "vllm",
     "regex",
     "regex",
-    LoadPoint("concurrency", 2, None, "c2"),
+    LoadPoint("concurrency", 2),
     ("regex_match", "exact_match"),
     canary=True,
 )
@@ -252,4 +252,4 @@ def test_summary_dict_uses_bench_names(cell: CellSummary) -> None:
         "canary",
     ):
         assert key in c
-    assert c["load"] == {"mode": "concurrency", "concurrency": 2, "rate": None, "label": "c2"}
+    assert c["load"] == {"mode": "concurrency", "concurrency": 2, "rate": "inf", "label": "c2"}

@@ -1,4 +1,10 @@
-"""The run manifest: written first, updated as the run progresses, never holding secrets."""
+"""The facts of a new run's manifest: commit, versions, hardware. Never secrets.
+
+The manifest itself is :class:`structbench.runfolder.RunManifest`. The commit is
+``git rev-parse HEAD`` of the suite's checkout; a copy without ``.git`` (as sent to a
+GPU machine) names it in the ``STRUCTBENCH_GIT_SHA`` environment variable, else the
+manifest says "unknown". ``git_dirty`` tells whether the checkout had uncommitted changes.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,19 @@ import os
 import platform
 import subprocess
 import sys
-from dataclasses import asdict
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from structbench import __version__
-from structbench.engines.base import EngineInfo
+from structbench.runfolder import GpuFacts, HardwareFacts, RunManifest
 
-MANIFEST_SCHEMA_VERSION = 1
+#: Environment variable naming the commit when the checkout has no ``.git`` (a copy sent
+#: to a GPU machine): ``STRUCTBENCH_GIT_SHA=$(git rev-parse HEAD) structbench run ...``.
+GIT_SHA_ENV = "STRUCTBENCH_GIT_SHA"
+UNKNOWN_SHA = "unknown"
 
 
 def utc_stamp() -> str:
@@ -25,17 +34,27 @@ def utc_stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def git_sha(cwd: Path) -> str | None:
-    """The commit of the checkout holding ``cwd``, or None outside git."""
+def _git(cwd: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=False
-        )
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    sha = out.stdout.strip()
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_sha(cwd: Path) -> str:
+    """The commit that runs: ``git rev-parse HEAD``, else ``$STRUCTBENCH_GIT_SHA``, else "unknown"."""
+    sha = (_git(cwd, "rev-parse", "HEAD") or "").strip()
     # Outside a repository git prints its argument back ("HEAD") and fails: no SHA then.
-    return sha if out.returncode == 0 and len(sha) == 40 else None
+    if len(sha) == 40:
+        return sha
+    return os.environ.get(GIT_SHA_ENV, "").strip() or UNKNOWN_SHA
+
+
+def git_dirty(cwd: Path) -> bool | None:
+    """True when the checkout has uncommitted changes; None outside git."""
+    out = _git(cwd, "status", "--porcelain")
+    return None if out is None else bool(out.strip())
 
 
 def package_versions() -> dict[str, str]:
@@ -60,71 +79,67 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def hardware() -> dict[str, Any]:
+def hardware() -> HardwareFacts:
     """CPU, memory and (when NVML is available) GPUs of this machine."""
-    hw: dict[str, Any] = {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-    }
+    memory = None
     with contextlib.suppress(ValueError, OSError, AttributeError):  # not every OS has these names
-        hw["memory_bytes"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    hw["gpus"] = _gpus()
-    return hw
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return HardwareFacts(
+        platform=platform.platform(),
+        machine=platform.machine(),
+        processor=platform.processor(),
+        cpu_count=os.cpu_count(),
+        memory_bytes=memory,
+        gpus=_gpus(),
+    )
 
 
-def _gpus() -> list[dict[str, Any]]:
+def _gpus() -> tuple[GpuFacts, ...]:
     try:
         import pynvml
     except ImportError:
-        return []
+        return ()
     try:
         pynvml.nvmlInit()
     except Exception:  # no driver: NVML raises its own error types
-        return []
+        return ()
     gpus = []
     for i in range(pynvml.nvmlDeviceGetCount()):
         h = pynvml.nvmlDeviceGetHandleByIndex(i)
         name = pynvml.nvmlDeviceGetName(h)
         mem = pynvml.nvmlDeviceGetMemoryInfo(h)
-        gpus.append(
-            {"index": i, "name": name if isinstance(name, str) else name.decode(), "memory_bytes": mem.total}
-        )
+        text = name if isinstance(name, str) else name.decode()
+        gpus.append(GpuFacts(index=i, name=text, memory_bytes=int(mem.total)))
     pynvml.nvmlShutdown()
-    return gpus
+    return tuple(gpus)
 
 
-def engine_info_dict(info: EngineInfo) -> dict[str, Any]:
-    """EngineInfo as manifest JSON."""
-    d = asdict(info)
-    d["extra"] = dict(info.extra)
-    return d
+@dataclass(frozen=True, slots=True)
+class RunIdentity:
+    """What names a new run: its folder, suite, seed and (redacted) resolved spec."""
+
+    run_id: str
+    suite: str
+    seed: int
+    spec: Mapping[str, object]
+    #: Where the suite was loaded from (``--resume`` reloads it from here).
+    suite_path: Path
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a manifest."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def base_manifest(run_id: str, suite: str, seed: int, spec: dict[str, Any], cwd: Path) -> dict[str, Any]:
-    """The manifest's fixed part, before any engine starts."""
-    return {
-        "schema_version": MANIFEST_SCHEMA_VERSION,
-        "run_id": run_id,
-        "suite": suite,
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seed": seed,
-        "git_sha": git_sha(cwd),
-        "argv": [a for a in sys.argv],
-        "versions": package_versions(),
-        "hardware": hardware(),
-        "engines": {},
-        "tasks": {},
-        "cells": [],
-        "options": {},
-        "spec": spec,
-        "status": "running",
-    }
+def base_manifest(run: RunIdentity) -> RunManifest:
+    """The manifest's fixed part, before any engine starts (tasks, cells, options: none yet)."""
+    cwd = run.suite_path.parent
+    return RunManifest(
+        run_id=run.run_id,
+        suite=run.suite,
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seed=run.seed,
+        git_sha=git_sha(cwd),
+        git_dirty=git_dirty(cwd),
+        argv=tuple(sys.argv),
+        versions=package_versions(),
+        hardware=hardware(),
+        # Exactly what a JSON reader gets back (``--resume`` compares against that).
+        spec=json.loads(json.dumps(run.spec, default=str)),
+        suite_path=str(run.suite_path.resolve()),
+    )

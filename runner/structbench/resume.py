@@ -25,14 +25,14 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from structbench.errors import UserError
 from structbench.ir import WorkItem, item_from_dict
-from structbench.manifest import utc_stamp, write_json
+from structbench.manifest import utc_stamp
 from structbench.metrics.calls import final_attempts
 from structbench.records import CallRecord, read_records
 from structbench.run import CellWork, RunKnobs, RunOutcome, finish_run, plan_cells, preflight
+from structbench.runfolder import CELL_FILE, CellFile, ResumedCell, ResumeEntry, RunManifest
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
 
 #: (item_id, branch, turn) of one call inside a cell.
@@ -54,9 +54,9 @@ def resume_run(run_dir: Path, progress: bool = True) -> RunOutcome:
     Raises:
         UserError: Not a run folder, its suite is gone or changed, or its files are unreadable.
     """
-    manifest = _read_manifest(run_dir)
+    manifest = RunManifest.read(run_dir)
     suite = _reload_suite(run_dir, manifest)
-    seed = int(manifest["seed"])
+    seed = manifest.seed
     plan = plan_resume(run_dir, manifest, suite)
     names = {w.cell.engine for w in plan.work}
     engines = [e for e in suite.spec.engines if e.name in names]
@@ -64,20 +64,17 @@ def resume_run(run_dir: Path, progress: bool = True) -> RunOutcome:
     _end_torn_line(run_dir / "requests.jsonl")
     for w in plan.work:
         _archive_cell_json(run_dir / "cells" / w.cell.cell_id, w.attempt)
-    manifest.setdefault("resumes", []).append(
-        {"utc": utc_stamp(), "cells": {w.cell.cell_id: {"attempt": w.attempt, "items": len(w.items)}
-                                       for w in plan.work}}
-    )  # fmt: skip
-    manifest["status"] = "running"
-    write_json(run_dir / "manifest.json", manifest)
+    cells = {w.cell.cell_id: ResumedCell(attempt=w.attempt, items=len(w.items)) for w in plan.work}
+    manifest = manifest.with_resume(ResumeEntry(utc=utc_stamp(), cells=cells))
+    manifest.write(run_dir)
     knobs = RunKnobs(seed, suite.spec.load.warmup, progress, suite.spec.load.reset_cache)
     return finish_run(suite, run_dir, manifest, engines, plan.work, knobs)
 
 
-def plan_resume(run_dir: Path, manifest: dict[str, Any], suite: LoadedSuite) -> ResumePlan:
+def plan_resume(run_dir: Path, manifest: RunManifest, suite: LoadedSuite) -> ResumePlan:
     """Decide which cells and items to run again (pure apart from reading the folder)."""
     items = read_items(run_dir / "items.jsonl")
-    recorded = [str(c["cell_id"]) for c in manifest.get("cells", ())]
+    recorded = [c.cell_id for c in manifest.cells]
     cells = {c.cell_id: c for c in plan_cells(suite, suite.spec.engines)}
     missing = [c for c in recorded if c not in cells]
     if missing:
@@ -88,7 +85,7 @@ def plan_resume(run_dir: Path, manifest: dict[str, Any], suite: LoadedSuite) -> 
     kept: list[str] = []
     for cell_id in recorded:
         cell = cells[cell_id]
-        if _cell_status(run_dir / "cells" / cell_id / "cell.json") == "complete":
+        if _cell_status(run_dir / "cells" / cell_id / CELL_FILE) == "complete":
             kept.append(cell_id)
             continue
         mine = [r for r in records if r.cell_id == cell_id]
@@ -139,30 +136,16 @@ def read_items(path: Path) -> dict[str, list[WorkItem]]:
     return out
 
 
-def _read_manifest(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "manifest.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{run_dir} is not a run folder (no manifest.json)") from None
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read {path}: {e}") from e
-    if not isinstance(data, dict) or "seed" not in data or "cells" not in data:
-        raise UserError(f"{path}: not a structbench run manifest")
-    return data
-
-
-def _reload_suite(run_dir: Path, manifest: dict[str, Any]) -> LoadedSuite:
+def _reload_suite(run_dir: Path, manifest: RunManifest) -> LoadedSuite:
     """The suite as the run loaded it; refuses one whose resolved spec changed since."""
-    raw = manifest.get("suite_path") or manifest.get("spec", {}).get("path")
+    raw = manifest.suite_path or manifest.spec.get("path")
     if not raw:
         raise UserError(f"{run_dir}/manifest.json records no suite path; cannot resume")
     suite = load_suite(Path(str(raw)))
     now = json.loads(json.dumps(resolved_dict(suite), default=str))
-    if now != manifest.get("spec"):
-        changed = sorted(
-            k for k in {*now, *manifest.get("spec", {})} if now.get(k) != manifest["spec"].get(k)
-        )
+    then = manifest.spec
+    if now != then:
+        changed = sorted(k for k in {*now, *then} if now.get(k) != then.get(k))
         raise UserError(
             f"{suite.path} changed since the run ({', '.join(changed)} differ); "
             "resume needs the same suite, tasks and data"
@@ -172,10 +155,9 @@ def _reload_suite(run_dir: Path, manifest: dict[str, Any]) -> LoadedSuite:
 
 def _cell_status(path: Path) -> str | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return CellFile.read(path).status
+    except UserError:
         return None  # never written (the run stopped before the cell ended) or torn
-    return str(data.get("status")) if isinstance(data, dict) else None
 
 
 def _end_torn_line(path: Path) -> None:
@@ -196,7 +178,7 @@ def _end_torn_line(path: Path) -> None:
 
 def _archive_cell_json(cell_dir: Path, attempt: int) -> None:
     """Keep the previous attempt's cell.json beside the new one (nothing is overwritten)."""
-    src = cell_dir / "cell.json"
+    src = cell_dir / CELL_FILE
     if src.exists():
         os.replace(src, cell_dir / f"cell.attempt{attempt - 1}.json")
 

@@ -12,11 +12,11 @@ import random
 import secrets
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from structbench.engines.base import Engine
+from structbench.engines.base import Engine, EngineInfo
 from structbench.engines.launch import check_reachable
 from structbench.engines.registry import EngineEnv, create_engine
 from structbench.errors import UserError
@@ -25,12 +25,31 @@ from structbench.judge_phase import run_judge_pass
 from structbench.kinds.registry import expand_task
 from structbench.load.arrivals import LoadPoint, load_points
 from structbench.load.driver import DriveConfig, DriveResult, drive
-from structbench.manifest import base_manifest, engine_info_dict, utc_stamp, write_json
-from structbench.memory import MemorySampler, gpu_baseline
+from structbench.manifest import RunIdentity, base_manifest, utc_stamp
+from structbench.memory import MemoryReport, MemorySampler, gpu_baseline
 from structbench.progress import Progress
 from structbench.records import CallRecord, RecordWriter
 from structbench.report.build import build_report
+from structbench.report.model_facts import served_model_facts
 from structbench.report.summary import RunSummary
+from structbench.runfolder import (
+    CELL_FILE,
+    CacheArm,
+    CellEntry,
+    CellFile,
+    CellStatus,
+    EngineFacts,
+    LoadFacts,
+    ManifestLog,
+    MemoryFacts,
+    OptionsFacts,
+    RunManifest,
+    RunStatus,
+    SloFacts,
+    TaskFacts,
+    spec_cache_arm,
+)
+from structbench.runfolder.facts import engine_facts
 from structbench.scoring.judge import judged_tasks
 from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
@@ -57,12 +76,19 @@ class Cell:
     engine: str
     task: str
     point: LoadPoint
+    #: The engine spec's ``cache`` (on/off arm of a cache comparison); None when it has none.
+    cache_arm: CacheArm | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Manifest form."""
-        p = self.point
-        load = {"mode": p.mode, "concurrency": p.concurrency, "rate": p.rate, "label": p.label}
-        return {"cell_id": self.cell_id, "engine": self.engine, "task": self.task, "load": load}
+    def entry(self, cache_pair: str | None = None) -> CellEntry:
+        """Manifest form (the cache pair is known once the engine has started)."""
+        return CellEntry(
+            cell_id=self.cell_id,
+            engine=self.engine,
+            task=self.task,
+            load=LoadFacts.of(self.point),
+            cache_arm=self.cache_arm,
+            cache_pair=cache_pair,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +131,8 @@ class _CellCtx:
     warmup: int
     gpu_baseline: tuple[int, ...]
     reset_cache: bool
+    #: The started engine, as the manifest records it.
+    engine: EngineFacts
 
 
 @runtime_checkable
@@ -135,7 +163,7 @@ def run_suite(opts: RunOptions) -> RunOutcome:
     cells = plan_cells(suite, engines)
     run_dir = _new_run_dir(opts.results_root, suite.spec.name)
     manifest = _initial_manifest(suite, run_dir, seed, cells)
-    write_json(run_dir / "manifest.json", manifest)
+    manifest.write(run_dir)
     _write_items(run_dir / "items.jsonl", items)
     work = [CellWork(c, items[c.task]) for c in cells]
     knobs = RunKnobs(seed, suite.spec.load.warmup, opts.progress, suite.spec.load.reset_cache)
@@ -145,7 +173,7 @@ def run_suite(opts: RunOptions) -> RunOutcome:
 def finish_run(
     suite: LoadedSuite,
     run_dir: Path,
-    manifest: dict[str, Any],
+    manifest: RunManifest,
     engines: Sequence[EngineSpec],
     work: Sequence[CellWork],
     knobs: RunKnobs,
@@ -154,17 +182,16 @@ def finish_run(
 
     Shared by :func:`run_suite` and ``resume.resume_run``.
     """
+    log = ManifestLog(run_dir, manifest)
     try:
-        interrupted, failed = asyncio.run(_run_engines(engines, work, run_dir, manifest, knobs))
+        interrupted, failed = asyncio.run(_run_engines(engines, work, log, knobs))
     except UserError as e:  # an engine that cannot start: the folder still says what happened
-        manifest["status"], manifest["error"] = "failed", str(e)
-        write_json(run_dir / "manifest.json", manifest)
+        log.save(log.manifest.with_status("failed", error=str(e)))
         raise
     if not interrupted:
         asyncio.run(_judge(suite, run_dir, knobs.seed))
-    manifest["status"] = "interrupted" if interrupted else ("partial" if failed else "complete")
-    manifest["failed_cells"] = list(failed)
-    write_json(run_dir / "manifest.json", manifest)
+    status: RunStatus = "interrupted" if interrupted else ("partial" if failed else "complete")
+    log.save(log.manifest.with_status(status, failed=tuple(failed)))
     summary = build_report(run_dir)
     return RunOutcome(run_dir, summary, tuple(failed), interrupted)
 
@@ -195,7 +222,7 @@ def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec]) -> list[Cell]:
     """Every engine x task x load point, in run order (engine-major, so each engine starts once)."""
     points = load_points(suite.spec.load)
     return [
-        Cell(f"{e.name}.{t.spec.name}.{p.label}", e.name, t.spec.name, p)
+        Cell(f"{e.name}.{t.spec.name}.{p.label}", e.name, t.spec.name, p, spec_cache_arm(e.model_dump()))
         for e in engines
         for t in suite.tasks
         for p in points
@@ -231,26 +258,22 @@ def _new_run_dir(root: Path, suite_name: str) -> Path:
     return run_dir
 
 
-def _initial_manifest(suite: LoadedSuite, run_dir: Path, seed: int, cells: Sequence[Cell]) -> dict[str, Any]:
-    m = base_manifest(run_dir.name, suite.spec.name, seed, resolved_dict(suite), suite.path.parent)
-    m["suite_path"] = str(suite.path.resolve())  # where --resume reloads the suite from
-    m["tasks"] = {
-        t.spec.name: {
-            "kind": t.spec.kind,
-            "scorers": list(t.spec.scorers),
-            "canary": bool(getattr(t.spec, "canary", False)),
-            "path": str(t.path),
-        }
+def _initial_manifest(suite: LoadedSuite, run_dir: Path, seed: int, cells: Sequence[Cell]) -> RunManifest:
+    s = suite.spec
+    run = RunIdentity(run_dir.name, s.name, seed, resolved_dict(suite), suite.path)
+    tasks = {
+        t.spec.name: TaskFacts(
+            kind=t.spec.kind,
+            scorers=tuple(t.spec.scorers),
+            canary=bool(getattr(t.spec, "canary", False)),
+            path=str(t.path),
+        )
         for t in suite.tasks
     }
-    s = suite.spec
-    m["options"] = {
-        "schema_timeout_s": s.schema_timeout_s,
-        "bootstrap": s.bootstrap,
-        "slo": s.slo.model_dump(),
-    }
-    m["cells"] = [c.to_dict() for c in cells]
-    return m
+    slo = SloFacts(ttft_ms=s.slo.ttft_ms, tpot_ms=s.slo.tpot_ms, e2el_ms=s.slo.e2el_ms)
+    options = OptionsFacts(schema_timeout_s=s.schema_timeout_s, bootstrap=s.bootstrap, slo=slo)
+    cell_entries = tuple(c.entry() for c in cells)
+    return base_manifest(run).model_copy(update={"tasks": tasks, "options": options, "cells": cell_entries})
 
 
 def _write_items(path: Path, items: dict[str, list[WorkItem]]) -> None:
@@ -261,24 +284,21 @@ def _write_items(path: Path, items: dict[str, list[WorkItem]]) -> None:
 
 
 async def _run_engines(
-    engines: Sequence[EngineSpec],
-    work: Sequence[CellWork],
-    run_dir: Path,
-    manifest: dict[str, Any],
-    knobs: RunKnobs,
+    engines: Sequence[EngineSpec], work: Sequence[CellWork], log: ManifestLog, knobs: RunKnobs
 ) -> tuple[bool, list[str]]:
     """Start each engine once, run its cells, always close it. Returns (interrupted, failed cells)."""
-    seed, warmup, show = knobs.seed, knobs.warmup, knobs.progress
+    run_dir, seed = log.run_dir, knobs.seed
     _cancel_on_sigterm()
     failed: list[str] = []
-    with RecordWriter(run_dir / "requests.jsonl") as writer, Progress(enabled=show) as bar:
+    with RecordWriter(run_dir / "requests.jsonl") as writer, Progress(enabled=knobs.progress) as bar:
         for spec in engines:
             engine = create_engine(spec, EngineEnv(workdir=run_dir / "engines" / spec.name, seed=seed))
-            ctx = _CellCtx(writer.write_all, bar, seed, warmup, gpu_baseline(), knobs.reset_cache)
             try:
-                info = await engine.start()
-                manifest["engines"][spec.name] = engine_info_dict(info)
-                write_json(run_dir / "manifest.json", manifest)
+                facts = _started(await engine.start(), spec)
+                log.save(log.manifest.with_engine(facts))
+                ctx = _CellCtx(
+                    writer.write_all, bar, seed, knobs.warmup, gpu_baseline(), knobs.reset_cache, facts
+                )
                 for cw in (w for w in work if w.cell.engine == spec.name):
                     res = await _run_cell(engine, cw, run_dir, ctx)
                     if res.interrupted:
@@ -292,16 +312,30 @@ async def _run_engines(
     return False, failed
 
 
-async def _run_cell(
-    engine: Engine,
-    cw: CellWork,
-    run_dir: Path,
-    ctx: _CellCtx,
-) -> DriveResult:
+def _started(info: EngineInfo, spec: EngineSpec) -> EngineFacts:
+    """The manifest's facts of a started engine, with its model's size when readable here."""
+    facts = engine_facts(info, spec)
+    return facts.model_copy(update={"served_model": served_model_facts(facts.model_paths, facts.dtype)})
+
+
+@dataclass(frozen=True, slots=True)
+class _CellRun:
+    """What happened around one cell's drive, for its cell file."""
+
+    res: DriveResult
+    n_warmup: int
+    cache_reset: bool | None
+    metrics_before: dict[str, float] | None
+    metrics_after: dict[str, float] | None
+    memory: MemoryReport
+
+
+async def _run_cell(engine: Engine, cw: CellWork, run_dir: Path, ctx: _CellCtx) -> DriveResult:
     cell, items = cw.cell, cw.items
     cell_dir = run_dir / "cells" / cell.cell_id
     cell_dir.mkdir(parents=True, exist_ok=True)
-    warm = [replace(it, item_id=f"{it.item_id}~warmup{i}") for i, it in enumerate(items[: ctx.warmup])]
+    # The first items run again first as warm-up; the driver flags their records.
+    warm = items[: ctx.warmup]
     reset = None
     if ctx.reset_cache and isinstance(engine, CacheResetter):
         reset = await engine.reset_prefix_cache()
@@ -313,29 +347,32 @@ async def _run_cell(
     with MemorySampler(ctx.gpu_baseline) as mem:
         res = await drive(engine, warm + items, cell.point, cfg, ctx.sink)
     after = await _metrics(engine)
-    status = _cell_status(res)
-    write_json(
-        cell_dir / "cell.json",
-        {
-            **cell.to_dict(),
-            "t_start": res.t_start,
-            "t_end": res.t_end,
-            "duration_s": res.t_end - res.t_start,
-            "status": status,
-            "attempt": cw.attempt,
-            "n_items": res.n_items,
-            "n_records": res.n_records,
-            "n_errors": res.n_errors,
-            "cache_reset": reset,
-            "metrics_before": before,
-            "metrics_after": after,
-            "memory": mem.report.to_dict(),
-        },
-    )
+    ran = _CellRun(res, len(warm), reset, before, after, mem.report)
+    _cell_file(cw, ran, ctx.engine).write(cell_dir / CELL_FILE)
     return res
 
 
-def _cell_status(res: DriveResult) -> str:
+def _cell_file(cw: CellWork, ran: _CellRun, engine: EngineFacts) -> CellFile:
+    res = ran.res
+    return CellFile(
+        **cw.cell.entry(engine.cache_pair).model_dump(),
+        status=_cell_status(res),
+        attempt=cw.attempt,
+        t_start=res.t_start,
+        t_end=res.t_end,
+        duration_s=res.t_end - res.t_start,
+        n_items=res.n_items,
+        n_records=res.n_records,
+        n_errors=res.n_errors,
+        warmup_items=ran.n_warmup,
+        cache_reset=ran.cache_reset,
+        metrics_before=ran.metrics_before,
+        metrics_after=ran.metrics_after,
+        memory=MemoryFacts.model_validate(ran.memory.to_dict()),
+    )
+
+
+def _cell_status(res: DriveResult) -> CellStatus:
     """``partial`` when calls failed: ``--resume`` re-runs the items of any cell not ``complete``."""
     if res.interrupted:
         return "interrupted"

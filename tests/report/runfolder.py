@@ -1,4 +1,9 @@
-"""A hand-made results folder, written the way the runner writes one (used by the report tests)."""
+"""A hand-made results folder, written the way the runner writes one (used by the report tests).
+
+``version=2`` (the default) writes through :mod:`structbench.runfolder`, as the runner
+does now; ``version=1`` writes the loose dicts of version 1 folders, with warm-up items
+renamed ``<id>~warmup0``, as the committed runs under ``results/`` have them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from pathlib import Path
 
 from structbench.ir import Branch, Choice, Gen, JsonSchema, Regex, Turn, WorkItem, item_to_dict
 from structbench.records import CallRecord
+from structbench.runfolder import CellFile, RunManifest
 
 SCHEMA = json.dumps(
     {
@@ -74,13 +80,13 @@ def _text(engine: str, task: str, i: int, turn: int) -> tuple[str, str | None]:
 
 
 def _records(
-    engine: str, task: str, label: str, conc: int, speed: float, rng: random.Random
+    engine: str, task: str, label: str, conc: int, speed: float, rng: random.Random, version: int
 ) -> list[CallRecord]:
     cell = f"{engine}.{task}.{label}"
     recs = []
     t = 100.0
     for i in range(-1, N_ITEMS):  # -1: the warm-up item
-        item_id = f"{task}/{max(i, 0)}" + ("~warmup0" if i < 0 else "")
+        item_id = f"{task}/{max(i, 0)}" + ("~warmup0" if i < 0 and version == 1 else "")
         for turn, _ in enumerate(_gens(task)):
             text, err = _text(engine, task, max(i, 0), turn)
             sent = t
@@ -146,7 +152,9 @@ def _cell_json(engine: str, cell_id: str, task: str, label: str, conc: int) -> d
     }
 
 
-def write_run(root: Path, name: str = "run1", speed: float = 1.0, status: str = "complete") -> Path:
+def write_run(
+    root: Path, name: str = "run1", speed: float = 1.0, status: str = "complete", version: int = 2
+) -> Path:
     """Write a complete results folder under ``root/suite/name`` and return its path."""
     run = root / "demo" / name
     (run / "cells").mkdir(parents=True)
@@ -157,10 +165,10 @@ def write_run(root: Path, name: str = "run1", speed: float = 1.0, status: str = 
             cell_id = f"{engine}.{task}.{label}"
             load = {"mode": "concurrency", "concurrency": conc, "rate": float("inf"), "label": label}
             cells.append({"cell_id": cell_id, "engine": engine, "task": task, "load": load})
-            records += _records(engine, task, label, conc, speed, rng)
+            records += _records(engine, task, label, conc, speed, rng, version)
             (run / "cells" / cell_id).mkdir()
             cj = _cell_json(engine, cell_id, task, label, conc)
-            (run / "cells" / cell_id / "cell.json").write_text(json.dumps(cj))
+            _write_cell(run / "cells" / cell_id / "cell.json", cj, version)
     manifest = {
         "schema_version": 1,
         "run_id": name,
@@ -184,7 +192,10 @@ def write_run(root: Path, name: str = "run1", speed: float = 1.0, status: str = 
         "spec": {},
         "status": status,
     }
-    (run / "manifest.json").write_text(json.dumps(manifest))
+    if version == 1:
+        (run / "manifest.json").write_text(json.dumps(manifest))
+    else:
+        RunManifest.model_validate(_v2_manifest(manifest)).write(run)
     with (run / "items.jsonl").open("w") as fh:
         for it in _items():
             fh.write(json.dumps({"task": it.task, "item": item_to_dict(it)}) + "\n")
@@ -192,3 +203,25 @@ def write_run(root: Path, name: str = "run1", speed: float = 1.0, status: str = 
         for r in records:
             fh.write(r.to_json() + "\n")
     return run
+
+
+def _write_cell(path: Path, cj: dict[str, object], version: int) -> None:
+    if version == 1:
+        path.write_text(json.dumps(cj))
+        return
+    load = cj["load"]
+    assert isinstance(load, dict)
+    v2 = {**cj, "load": {**load, "max_concurrency": load["concurrency"]}, "warmup_items": 1}
+    CellFile.model_validate(v2).write(path)
+
+
+def _v2_manifest(m: dict[str, object]) -> dict[str, object]:
+    """The version 1 dict above as the runner writes it now (engines neither cache arm)."""
+    engines = m["engines"]
+    cells = m["cells"]
+    assert isinstance(engines, dict) and isinstance(cells, list)
+    return {
+        **{k: v for k, v in m.items() if k != "schema_version"},
+        "engines": {n: {**e, "name": n} for n, e in engines.items()},
+        "cells": [{**c, "load": {**c["load"], "max_concurrency": c["load"]["concurrency"]}} for c in cells],
+    }

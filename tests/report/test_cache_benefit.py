@@ -7,11 +7,10 @@ import pytest
 from structbench.metrics import CellInfo, CellSummary, Latency, LoadPoint, RunInfo, RunSummary, Throughput
 from structbench.metrics.cell import CacheStats
 from structbench.report.cache_benefit import cache_benefit_table, cache_pairs
-from structbench.report.load import cache_arm
 from structbench.report.markdown import render_markdown
 from structbench.stats import describe
 
-C4 = LoadPoint("concurrency", 4, label="c4")
+C4 = LoadPoint("concurrency", 4)
 
 
 def _cell(
@@ -54,8 +53,3 @@ def test_no_table_without_both_arms() -> None:
     assert cache_benefit_table(_summary(_cell("vllm", "on", 1.0, 1.0, 0.5)), "qa") is None
     assert cache_benefit_table(_summary(_cell("a", None, 1.0, 1.0, None)), "qa") is None
     assert "Prefix-cache benefit" not in render_markdown(_summary(_cell("vllm", "on", 1.0, 1.0, 0.5)))
-
-
-def test_cache_arm_from_engine_extra() -> None:
-    assert cache_arm("c4", {"cache": "off"}) == "off"
-    assert cache_arm("c4", {}) is None

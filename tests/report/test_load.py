@@ -1,23 +1,19 @@
-"""Reading run folders: cache-arm hook, cell files, judge grades."""
+"""Reading run folders through the run-folder models: cell files, arms, judge grades, v1 and v2."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from runfolder import write_run
+
+from structbench.metrics import cell_to_dict
+from structbench.metrics.cache import IdealCache
 from structbench.report.build import summarize_run
-from structbench.report.load import cache_arm, load_run
-
-
-def test_cache_arm_hook() -> None:
-    assert cache_arm("c4", {"cache": "off"}) == "off"
-    assert cache_arm("c4", {"prefix_caching": "true"}) == "on"
-    assert cache_arm("c4-cache=on", {}) == "on"
-    assert cache_arm("c4_cache-off", {}) == "off"
-    assert cache_arm("nocache-c4", {}) == "off"
-    assert cache_arm("c4", {}) is None
-    assert cache_arm("cachedc4", {}) is None
+from structbench.report.load import load_run
+from structbench.runfolder import CellFile, IdealFacts, RunManifest
 
 
 def test_load_run_reads_cells_and_memory(make_run: Callable[..., Path]) -> None:
@@ -100,3 +96,53 @@ def test_judge_call_records_give_grades_and_no_cells(make_run: Callable[..., Pat
         if s.scorer == "judge"
     )
     assert judge.rate == 0.6 and judge.n == 1
+
+
+def test_v1_and_v2_folders_of_one_run_summarize_the_same(tmp_path: Path) -> None:
+    # Version 1 renamed warm-up items "<id>~warmup0"; version 2 keeps the id and the flag.
+    old = load_run(write_run(tmp_path / "a", version=1))
+    new = load_run(write_run(tmp_path / "b", version=2))
+    assert any(r.warmup and "~" not in r.item_id for r in new.records)
+    # (The hardware differs: version 2 writes every field, the hand-made version 1 only three.)
+    same = (old.cells, old.runtimes, replace(old.info, hardware=()))
+    assert same == (new.cells, new.runtimes, replace(new.info, hardware=()))
+    a, b = summarize_run(old.run_dir), summarize_run(new.run_dir)
+    assert [cell_to_dict(c) for c in a.cells] == [cell_to_dict(c) for c in b.cells]
+    # The warm-up item's calls are counted as warm-up, apart from its measured twin's.
+    assert {c.info.task: c.counts.warmup for c in b.cells} == {
+        "invoice": 1,
+        "canary": 1,
+        "pick": 1,
+        "math": 2,
+    }
+
+
+def test_cells_carry_the_recorded_cache_arm_and_pair(make_run: Callable[..., Path]) -> None:
+    run = make_run()
+    m = RunManifest.read(run)
+    cells = tuple(
+        c.model_copy(update={"cache_arm": "off", "cache_pair": "vllm smollm2"}) if c.engine == "vllm" else c
+        for c in m.cells
+    )
+    m.model_copy(update={"cells": cells}).write(run)
+    data = load_run(run)
+    arms = {c.cell_id: (c.cache_arm, c.cache_pair) for c in data.cells}
+    assert arms["vllm.invoice.c4"] == ("off", "vllm smollm2")
+    assert arms["sglang.invoice.c4"] == (None, "sglang")  # no arm: pairs with nothing but itself
+
+
+def test_recorded_ideal_and_block_size_reach_the_runtime(make_run: Callable[..., Path]) -> None:
+    run = make_run()
+    path = run / "cells" / "vllm.invoice.c4" / "cell.json"
+    ideal = IdealFacts(
+        prompts=6,
+        prompt_tokens=300,
+        covered_tokens=200,
+        block_size=16,
+        covered_block_tokens=192,
+        tokenizer="t",
+    )
+    CellFile.read(path).model_copy(update={"ideal": ideal, "cache_block_size": 16}).write(path)
+    rt = load_run(run).runtimes["vllm.invoice.c4"]
+    assert rt.ideal == IdealCache(6, 300, 200, 16, 192, "t") and rt.cache_block_size == 16
+    assert load_run(run).runtimes["vllm.invoice.c1"].ideal is None

@@ -35,8 +35,8 @@ def test_unknown_scorer_is_a_user_error() -> None:
         get_scorer("schema_vald")
 
 
-def _rec(item: str, text: str, task: str = "t", attempt: int = 1) -> CallRecord:
-    return CallRecord("cell", "e", task, item, 0, 0, "g", "choice", text=text, attempt=attempt)
+def _rec(item: str, text: str, task: str = "t", attempt: int = 1, warmup: bool = False) -> CallRecord:
+    return CallRecord("cell", "e", task, item, 0, 0, "g", "choice", text=text, attempt=attempt, warmup=warmup)
 
 
 def test_score_records_and_jsonl_roundtrip(tmp_path: Path) -> None:
@@ -45,17 +45,20 @@ def test_score_records_and_jsonl_roundtrip(tmp_path: Path) -> None:
     recs = [
         _rec("t/1", "yes"),
         _rec("t/2", "maybe", attempt=2),
-        _rec("t/1~warmup0", "no"),
+        _rec("t/1~warmup0", "no", warmup=True),  # a version 1 warm-up copy
         _rec("u/1", "x", "u"),
+        _rec("t/2", "yes", warmup=True),  # a warm-up call keeps its item's id
     ]
     scored = score_records(recs, gens, {"t": ["choice_valid", "exact_match", "nope"]}, ScoreOptions())
-    assert [s.record_key[1::3] for s in scored] == [("t/1", 1), ("t/2", 2), ("t/1~warmup0", 1), ("u/1", 1)]
+    keys = [s.record_key[1::3] for s in scored]
+    assert keys == [("t/1", 1), ("t/2", 2), ("t/1~warmup0", 1), ("u/1", 1), ("t/2", 1)]
     assert [s.value for s in scored[0].scores] == [1.0, 1.0, None]
     assert scored[0].scores[2].reason.startswith("unknown scorer 'nope'")
     assert [s.value for s in scored[1].scores[:2]] == [0.0, 0.0]
     # A warm-up copy is scored against the gen of the item it copies.
     assert [s.value for s in scored[2].scores[:2]] == [1.0, 0.0]
     assert scored[3].scores == ()  # task without scorers
+    assert [s.value for s in scored[4].scores[:2]] == [1.0, 1.0]
 
     path = tmp_path / "scores.jsonl"
     write_scores(path, scored)

@@ -1,6 +1,8 @@
 """Arrival schedules: pure functions of a load point and a seeded RNG.
 
-A :class:`LoadPoint` is one value of a load sweep (one cell per engine x task). The
+A :class:`LoadPoint` is one value of a load sweep (one cell per engine x task), the one
+load-point type of the package: the driver runs it, the run folder records it and the
+metrics and the report label and plot it. The
 schedules follow vLLM's ``bench serve``: the first request leaves at t = 0, and the gaps
 between requests are constant (``1/rate``), exponential (Poisson process) or gamma
 distributed with shape ``burstiness`` and mean ``1/rate``.
@@ -33,11 +35,11 @@ class LoadPoint:
     """
 
     mode: LoadMode
-    concurrency: int | None
-    rate: float
-    arrivals: str
-    burstiness: float
-    max_concurrency: int | None
+    concurrency: int | None = None
+    rate: float = math.inf
+    arrivals: str = "poisson"
+    burstiness: float = 1.0
+    max_concurrency: int | None = None
 
     @property
     def label(self) -> str:
@@ -47,6 +49,18 @@ class LoadPoint:
         if self.mode == "concurrency":
             return f"c{self.concurrency}"
         return "rinf" if math.isinf(self.rate) else f"r{self.rate:g}"
+
+    def display(self) -> str:
+        """Short human label for tables and plots (the same as :attr:`label`)."""
+        return self.label
+
+    def x_value(self) -> float | None:
+        """The number that varies along a sweep (concurrency or rate), for plots."""
+        if self.mode == "concurrency":
+            return None if self.concurrency is None else float(self.concurrency)
+        if self.mode == "rate" and math.isfinite(self.rate):
+            return self.rate
+        return None
 
 
 def load_points(spec: LoadSpec) -> list[LoadPoint]:

@@ -60,11 +60,12 @@ def call_timing(rec: CallRecord) -> CallTiming:
 def final_attempts(records: Iterable[CallRecord]) -> list[CallRecord]:
     """Keep only the last attempt of each call (a retried call counts once).
 
-    Order follows the first appearance of each call.
+    Order follows the first appearance of each call. A warm-up call and the measured
+    call of the same item are two calls (warm-up items keep their item's id).
     """
-    best: dict[tuple[str, str, int, int], CallRecord] = {}
+    best: dict[tuple[str, str, int, int, bool], CallRecord] = {}
     for r in records:
-        k = (r.cell_id, r.item_id, r.branch, r.turn)
+        k = (r.cell_id, r.item_id, r.branch, r.turn, r.warmup)
         if k not in best or r.attempt >= best[k].attempt:
             best[k] = r
     return list(best.values())

@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from typing import Literal
 
+from structbench.load.arrivals import LoadPoint
 from structbench.metrics.cache import IdealCache
 
-
-@dataclass(frozen=True, slots=True)
-class LoadPoint:
-    """One load point of a cell, as the manifest describes it."""
-
-    mode: str
-    concurrency: int | None = None
-    rate: float | None = None
-    label: str = ""
-
-    def display(self) -> str:
-        """Short human label: the manifest's label, else one built from the numbers."""
-        if self.label:
-            return self.label
-        if self.mode == "concurrency" and self.concurrency is not None:
-            return f"c={self.concurrency}"
-        if self.mode == "rate" and self.rate is not None:
-            return "rate=inf" if math.isinf(self.rate) else f"rate={self.rate:g}/s"
-        return self.mode
-
-    def x_value(self) -> float | None:
-        """The number that varies along a sweep (concurrency or rate), for plots."""
-        if self.mode == "concurrency":
-            return None if self.concurrency is None else float(self.concurrency)
-        if self.mode == "rate" and self.rate is not None and math.isfinite(self.rate):
-            return self.rate
-        return None
+#: Re-exported: the load stage's point is the only load-point type (``metrics.LoadPoint``).
+__all__ = ["SLO", "CellInfo", "CellRuntime", "EngineRow", "LoadPoint", "SummaryOptions", "TaskRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +32,7 @@ class CellInfo:
 
     Attributes:
         cache_arm: "on"/"off" when the cell is one arm of a prefix-cache on/off
-            comparison (from the engine's ``extra.cache`` or a ``cache=on|off`` load
-            label), else None.
+            comparison (recorded at run time from the engine spec's ``cache``), else None.
         cache_pair: What the two arms of a comparison share (e.g. "vllm my-model" for
             engines "vllm" and "vllm-nocache"); the cache plot pairs cells by it.
     """
@@ -66,10 +41,10 @@ class CellInfo:
     engine: str
     task: str
     task_kind: str = ""
-    load: LoadPoint = LoadPoint("offline")
+    load: LoadPoint = field(default_factory=lambda: LoadPoint("offline"))
     scorers: tuple[str, ...] = ()
     canary: bool = False
-    cache_arm: str | None = None
+    cache_arm: Literal["on", "off"] | None = None
     cache_pair: str = ""
 
 

@@ -1,31 +1,24 @@
-"""Read a results folder into typed values; tolerant of runs that stopped part-way."""
+"""Read a results folder into the metrics' typed inputs; tolerant of runs that stopped part-way.
+
+The manifest and cell files are read through :mod:`structbench.runfolder` (which also
+migrates version 1 folders); this module only maps them onto ``metrics.inputs``.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from structbench.errors import UserError
 from structbench.ir import Gen, item_from_dict
-from structbench.metrics import (
-    SLO,
-    CellInfo,
-    CellRuntime,
-    EngineRow,
-    LoadPoint,
-    RunInfo,
-    SummaryOptions,
-    TaskRow,
-)
+from structbench.metrics import SLO, CellInfo, CellRuntime, EngineRow, RunInfo, SummaryOptions, TaskRow
+from structbench.metrics.cache import IdealCache
 from structbench.records import CallRecord, read_records
+from structbench.runfolder import CELL_FILE, CellEntry, CellFile, EngineFacts, IdealFacts, RunManifest
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.score_run import GenKey, RecordKey
-
-_CACHE_LABEL = re.compile(r"(?:^|[^a-z])(?:prefix[-_]?)?cache[=:_-]?(on|off)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,40 +35,15 @@ class RunData:
     score_options: ScoreOptions
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _pairs(d: object) -> tuple[tuple[str, str], ...]:
-    if not isinstance(d, dict):
-        return ()
+def _pairs(d: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     return tuple((str(k), v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in d.items())
 
 
-def _opt_float(x: object) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
-
-
-def _opt_int(x: object) -> int | None:
-    return int(x) if isinstance(x, int) and not isinstance(x, bool) else None
-
-
-def _options(m: dict[str, Any]) -> tuple[SummaryOptions, ScoreOptions]:
-    opts = m.get("options") or {}
-    slo = opts.get("slo") or {}
-    summary = SummaryOptions(
-        slo=SLO(
-            _opt_float(slo.get("ttft_ms")), _opt_float(slo.get("tpot_ms")), _opt_float(slo.get("e2el_ms"))
-        ),
-        bootstrap=_opt_int(opts.get("bootstrap")) or 1000,
-        seed=_opt_int(m.get("seed")) or 0,
-    )
-    timeout = _opt_float(opts.get("schema_timeout_s"))
-    return summary, ScoreOptions(schema_timeout_s=timeout if timeout and timeout > 0 else 2.0)
+def _options(m: RunManifest) -> tuple[SummaryOptions, ScoreOptions]:
+    o = m.options
+    slo = SLO(o.slo.ttft_ms, o.slo.tpot_ms, o.slo.e2el_ms)
+    summary = SummaryOptions(slo=slo, bootstrap=o.bootstrap, seed=m.seed)
+    return summary, ScoreOptions(schema_timeout_s=o.schema_timeout_s)
 
 
 def _judge_grades(run_dir: Path) -> Mapping[RecordKey, int | None] | None:
@@ -86,146 +54,74 @@ def _judge_grades(run_dir: Path) -> Mapping[RecordKey, int | None] | None:
     return grades_by_record(read_judge(path)) if path.exists() else None
 
 
-def _spec_cache_arms(m: dict[str, Any]) -> dict[str, str]:
-    """``cache`` of each launched engine in the resolved spec (older engines did not report it)."""
-    spec = m.get("spec")
-    suite = spec.get("suite") if isinstance(spec, dict) else None
-    engines = suite.get("engines") if isinstance(suite, dict) else None
-    return {
-        str(e.get("name")): str(e["cache"])
-        for e in engines or ()
-        if isinstance(e, dict) and e.get("launch") and isinstance(e.get("cache"), str)
-    }
+def _engine_row(e: EngineFacts) -> EngineRow:
+    return EngineRow(e.name, e.kind, e.model, e.version, e.url, tuple(e.extra.items()))
 
 
-def _run_info(m: dict[str, Any], run_dir: Path, options: SummaryOptions) -> RunInfo:
-    arms = _spec_cache_arms(m)
-    engines = tuple(
-        EngineRow(
-            name=str(name),
-            kind=str(e.get("kind") or ""),
-            model=str(e.get("model") or ""),
-            version=str(e.get("version") or ""),
-            url=str(e.get("url") or ""),
-            extra=_pairs({**({"cache": arms[name]} if name in arms else {}), **(e.get("extra") or {})}),
-        )
-        for name, e in (m.get("engines") or {}).items()
-        if isinstance(e, dict)
-    )
-    tasks = tuple(
-        TaskRow(str(n), str(t.get("kind") or ""), tuple(t.get("scorers") or ()), bool(t.get("canary")))
-        for n, t in (m.get("tasks") or {}).items()
-        if isinstance(t, dict)
-    )
+def _run_info(m: RunManifest, options: SummaryOptions) -> RunInfo:
     return RunInfo(
-        run_id=str(m.get("run_id") or run_dir.name),
-        suite=str(m.get("suite") or run_dir.parent.name),
-        status=str(m.get("status") or "unknown"),
-        created_utc=str(m.get("created_utc") or ""),
+        run_id=m.run_id,
+        suite=m.suite,
+        status=m.status,
+        created_utc=m.created_utc,
         seed=options.seed,
-        git_sha=str(m.get("git_sha") or ""),
-        versions=_pairs(m.get("versions")),
-        hardware=_pairs(m.get("hardware")),
-        engines=engines,
-        tasks=tasks,
+        git_sha=m.git_sha,
+        versions=tuple(m.versions.items()),
+        # Only the fields the file has and knows: a version 1 manifest may lack some.
+        hardware=_pairs(m.hardware.model_dump(exclude_unset=True, exclude_none=True)),
+        engines=tuple(_engine_row(e) for e in m.engines.values()),
+        tasks=tuple(TaskRow(n, t.kind, t.scorers, t.canary) for n, t in m.tasks.items()),
         options=options,
     )
 
 
-def cache_arm(load_label: str, engine_extra: Mapping[str, str]) -> str | None:
-    """Which arm of a prefix-cache on/off comparison a cell is, if any.
-
-    The hook: an engine ``extra`` entry ``cache`` (or ``prefix_cache``) of on/off
-    (true/false), or a load label containing ``cache=on``/``cache-off``/``nocache``.
-    """
-    for key in ("cache", "prefix_cache", "prefix_caching"):
-        v = engine_extra.get(key, "").strip().lower()
-        if v in ("on", "true", "1", "enabled"):
-            return "on"
-        if v in ("off", "false", "0", "disabled"):
-            return "off"
-    if "nocache" in load_label.lower():
-        return "off"
-    m = _CACHE_LABEL.search(load_label)
-    return m.group(1).lower() if m else None
-
-
-def _cell_info(c: dict[str, Any], info: RunInfo) -> CellInfo:
-    load = c.get("load") or {}
-    rate = load.get("rate")
-    point = LoadPoint(
-        mode=str(load.get("mode") or "offline"),
-        concurrency=_opt_int(load.get("concurrency")),
-        rate=float(rate) if isinstance(rate, int | float) or rate in ("inf", "Infinity") else None,
-        label=str(load.get("label") or ""),
-    )
-    task = next((t for t in info.tasks if t.name == c.get("task")), TaskRow(str(c.get("task"))))
-    engine = next((e for e in info.engines if e.name == c.get("engine")), EngineRow(str(c.get("engine"))))
-    extra = dict(engine.extra)
+def _cell_info(c: CellEntry, info: RunInfo) -> CellInfo:
+    task = next((t for t in info.tasks if t.name == c.task), TaskRow(c.task))
     return CellInfo(
-        cell_id=str(c["cell_id"]),
-        engine=engine.name,
+        cell_id=c.cell_id,
+        engine=c.engine,
         task=task.name,
         task_kind=task.kind,
-        load=point,
+        load=c.load.point(),
         scorers=task.scorers,
         canary=task.canary,
-        cache_arm=cache_arm(point.label, extra),
-        cache_pair=_cache_pair(engine, extra, point),
+        cache_arm=c.cache_arm,
+        # Cells that are no arm of a comparison pair with nothing but themselves.
+        cache_pair=c.cache_pair or c.engine,
     )
 
 
-def _cache_pair(engine: EngineRow, extra: Mapping[str, str], point: LoadPoint) -> str:
-    # Arms set per engine are two engine entries (one launched without the cache):
-    # pair them by kind, model and mode (an SGLang "program" engine is no arm of a
-    # "generate" one). Arms set per load label share the engine.
-    if "cache_pair" in extra:
-        return extra["cache_pair"]
-    if any(k in extra for k in ("cache", "prefix_cache", "prefix_caching")):
-        parts = (engine.kind, engine.model, extra.get("backend", ""), extra.get("mode", ""))
-        return " ".join(x for x in parts if x) or engine.name
-    return engine.name
-
-
-def _peak_gpu_mb(mem: dict[str, Any]) -> float | None:
-    # Samples are [t, [bytes per GPU], rss]: the peak of their sum is the true
-    # simultaneous peak; the per-device peaks are the fallback.
-    if not mem.get("gpu_available"):
+def _ideal(f: IdealFacts | None) -> IdealCache | None:
+    if f is None:
         return None
-    totals = [sum(s[1]) for s in mem.get("samples") or () if isinstance(s, list) and len(s) > 1 and s[1]]
-    if totals:
-        return max(totals) / 2**20
-    peaks = [g.get("peak_bytes") or 0 for g in mem.get("gpus") or () if isinstance(g, dict)]
-    return sum(peaks) / 2**20 if peaks else None
+    return IdealCache(
+        f.prompts, f.prompt_tokens, f.covered_tokens, f.block_size, f.covered_block_tokens, f.tokenizer
+    )
 
 
-def _rss_mb(mem: dict[str, Any]) -> float | None:
-    rss = _opt_float(mem.get("rss_peak_bytes"))
-    return rss / 2**20 if rss else None
-
-
-def _metric_pairs(d: object) -> tuple[tuple[str, float], ...] | None:
-    if not isinstance(d, dict):
-        return None
-    return tuple((str(k), float(v)) for k, v in d.items() if _opt_float(v) is not None)
+def _counters(d: Mapping[str, float] | None) -> tuple[tuple[str, float], ...] | None:
+    return None if d is None else tuple(d.items())
 
 
 def _runtime(path: Path) -> CellRuntime:
-    c = _read_json(path)
-    if c is None:
-        return CellRuntime()
-    mem = c.get("memory") if isinstance(c.get("memory"), dict) else None
+    try:
+        c = CellFile.read(path)
+    except UserError:
+        return CellRuntime()  # never written (a run stopped part-way) or torn
+    mem = c.memory
     return CellRuntime(
-        status=str(c.get("status") or "unknown"),
-        t_start=_opt_float(c.get("t_start")),
-        t_end=_opt_float(c.get("t_end")),
-        duration_s=_opt_float(c.get("duration_s")),
-        n_items=_opt_int(c.get("n_items")),
-        metrics_before=_metric_pairs(c.get("metrics_before")),
-        metrics_after=_metric_pairs(c.get("metrics_after")),
-        peak_gpu_memory_mb=_peak_gpu_mb(mem) if mem else None,
-        peak_rss_mb=_rss_mb(mem) if mem else None,
-        gpu_available=bool(mem.get("gpu_available")) if mem else None,
+        status=c.status,
+        t_start=c.t_start,
+        t_end=c.t_end,
+        duration_s=c.duration_s,
+        n_items=c.n_items,
+        metrics_before=_counters(c.metrics_before),
+        metrics_after=_counters(c.metrics_after),
+        peak_gpu_memory_mb=mem.peak_gpu_mb() if mem else None,
+        peak_rss_mb=mem.peak_rss_mb() if mem else None,
+        gpu_available=mem.gpu_available if mem else None,
+        ideal=_ideal(c.ideal),
+        cache_block_size=c.cache_block_size,
     )
 
 
@@ -244,12 +140,13 @@ def _gens(path: Path) -> dict[GenKey, Gen]:
     return gens
 
 
-def _extra_cells(records: tuple[CallRecord, ...], known: set[str], info: RunInfo) -> list[CellInfo]:
+def _unlisted_cells(records: tuple[CallRecord, ...], m: RunManifest, info: RunInfo) -> list[CellInfo]:
     # Records of cells the manifest never listed (a manifest written before a crash).
+    known = {c.cell_id for c in m.cells}
     out: dict[str, CellInfo] = {}
     for r in records:
         if r.cell_id not in known and r.cell_id not in out:
-            out[r.cell_id] = _cell_info({"cell_id": r.cell_id, "engine": r.engine, "task": r.task}, info)
+            out[r.cell_id] = _cell_info(m.unlisted_cell(r.cell_id, r.engine, r.task), info)
     return list(out.values())
 
 
@@ -259,17 +156,15 @@ def load_run(run_dir: Path) -> RunData:
     Raises:
         UserError: when ``run_dir`` has no readable ``manifest.json``.
     """
-    m = _read_json(run_dir / "manifest.json")
-    if m is None:
-        raise UserError(f"{run_dir}: not a structbench run folder (no readable manifest.json)")
+    m = RunManifest.read(run_dir)
     summary_opts, score_opts = _options(m)
     score_opts = replace(score_opts, judge_grades=_judge_grades(run_dir))
-    info = _run_info(m, run_dir, summary_opts)
+    info = _run_info(m, summary_opts)
     req = run_dir / "requests.jsonl"
     records = tuple(read_records(req)) if req.exists() else ()
-    cells = [_cell_info(c, info) for c in m.get("cells") or () if isinstance(c, dict) and "cell_id" in c]
-    cells += _extra_cells(records, {c.cell_id for c in cells}, info)
-    runtimes = {c.cell_id: _runtime(run_dir / "cells" / c.cell_id / "cell.json") for c in cells}
+    cells = [_cell_info(c, info) for c in m.cells]
+    cells += _unlisted_cells(records, m, info)
+    runtimes = {c.cell_id: _runtime(run_dir / "cells" / c.cell_id / CELL_FILE) for c in cells}
     return RunData(
         run_dir=run_dir,
         info=info,

@@ -1,9 +1,11 @@
 """What a run's manifest says about each engine's model and the GPU it ran on.
 
-The report needs the model's files twice: its tokenizer (for the ideal prefix-cache hit
-rate) and its ``config.json`` (for the roofline). Neither is stored in the run folder,
-so the model is looked up where the manifest says it was served from, and only when
-that path exists on this machine: a report rebuilt elsewhere falls back gracefully.
+The roofline needs the model's size. A version 2 run recorded it when each engine
+started (:func:`served_model_facts`, read from the model's ``config.json`` on the
+machine that ran), so a report rebuilt elsewhere still has it. A version 1 run did not:
+its model is looked up where the manifest says it was served from, and only when that
+path exists on this machine. The tokenizer (for the ideal prefix-cache hit rate) is
+looked up the same way, from the recorded candidate paths.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from structbench.metrics.roofline import Gpu, ModelSize, gpu_bandwidth, model_size
+from structbench.runfolder import EngineFacts, ModelFacts, RunManifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,9 @@ class EngineModel:
         dtype: Served weight dtype when the spec sets it (``--dtype``, embedded
             ``dtype``); None = the checkpoint's own.
         api: The spec's ``api`` (HTTP engines): ``chat`` or ``completions``.
+        size: The model size recorded at run time (None: not recorded).
+        local_config: Whether a local ``config.json`` may stand in for a missing
+            ``size`` (version 1 runs, which never recorded one).
     """
 
     engine: str
@@ -36,14 +41,12 @@ class EngineModel:
     paths: tuple[str, ...] = ()
     dtype: str | None = None
     api: str = "chat"
+    size: ModelSize | None = None
+    local_config: bool = True
 
     def local_dir(self) -> Path | None:
         """The first candidate that is a model folder on this machine (has config.json)."""
-        for p in self.paths:
-            path = Path(p).expanduser()
-            if (path / "config.json").is_file():
-                return path
-        return None
+        return _local_dir(self.paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,77 +57,98 @@ class RunModels:
     gpu: Gpu | None = None
 
 
-def _read_manifest(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _arg_value(args: Sequence[object], flag: str) -> str | None:
-    for i, a in enumerate(args):
-        if a == flag and i + 1 < len(args):
-            return str(args[i + 1])
-        if isinstance(a, str) and a.startswith(flag + "="):
-            return a.split("=", 1)[1]
+def _local_dir(paths: Sequence[str]) -> Path | None:
+    for p in paths:
+        path = Path(p).expanduser()
+        if (path / "config.json").is_file():
+            return path
     return None
 
 
-def _spec_engines(m: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    spec = m.get("spec")
-    suite = spec.get("suite") if isinstance(spec, dict) else None
-    engines = suite.get("engines") if isinstance(suite, dict) else None
-    if not isinstance(engines, list):
-        return {}
-    return {str(e.get("name")): e for e in engines if isinstance(e, dict)}
+def _size(f: ModelFacts | None) -> ModelSize | None:
+    return None if f is None else ModelSize(f.params, f.read_params, f.bytes_per_param, f.source)
 
 
-def _dict(x: object) -> dict[str, Any]:
-    return x if isinstance(x, dict) else {}
-
-
-def _engine_model(name: str, info: Mapping[str, Any], spec: Mapping[str, Any]) -> EngineModel:
-    extra, launch, embedded = _dict(info.get("extra")), _dict(spec.get("launch")), _dict(spec.get("embedded"))
-    candidates = (info.get("model"), extra.get("root"), launch.get("model"), spec.get("model"))
-    paths = tuple(dict.fromkeys(str(p) for p in candidates if isinstance(p, str) and p))
-    raw_args = launch.get("args")
-    args: list[object] = raw_args if isinstance(raw_args, list) else []
-    dtype = _arg_value(args, "--dtype")
-    if dtype is None and spec.get("kind") == "embedded":
-        dtype = str(spec.get("dtype") or "float32")
-    elif dtype is None and spec.get("backend") == "embedded":
-        dtype = str(embedded.get("dtype") or "float32")
-    kind = str(info.get("kind") or spec.get("kind") or "")
-    return EngineModel(name, kind, paths, dtype, str(spec.get("api") or "chat"))
-
-
-def _gpu(m: Mapping[str, Any]) -> Gpu | None:
-    hw = m.get("hardware")
-    gpus = hw.get("gpus") if isinstance(hw, dict) else None
-    if not isinstance(gpus, list) or not gpus or not isinstance(gpus[0], dict):
-        return None
-    # One GPU's bandwidth: the run's engines each served from one device.
-    return gpu_bandwidth(str(gpus[0].get("name") or ""))
+def _engine_model(e: EngineFacts, legacy: bool) -> EngineModel:
+    size = _size(e.served_model)
+    return EngineModel(e.name, e.kind, e.model_paths, e.dtype, e.api, size, local_config=legacy)
 
 
 def run_models(run_dir: Path) -> RunModels:
-    """Read the model facts of every engine of a run (no model file is opened here)."""
-    m = _read_manifest(run_dir)
-    specs = _spec_engines(m)
-    infos = _dict(m.get("engines"))
-    names = list(dict.fromkeys([*infos, *specs]))
-    engines = {n: _engine_model(n, _dict(infos.get(n)), specs.get(n, {})) for n in names}
-    return RunModels(engines, _gpu(m))
+    """Read the model facts of every engine of a run (no model file is opened here).
+
+    Raises:
+        UserError: When the manifest is missing or unreadable.
+    """
+    m = RunManifest.read(run_dir)
+    # Only runs written before model facts were recorded may fall back to local files.
+    legacy = m.migrated_from is not None
+    engines = {n: _engine_model(e, legacy) for n, e in m.engines.items()}
+    # One GPU's bandwidth: the run's engines each served from one device.
+    gpu = gpu_bandwidth(m.hardware.gpus[0].name) if m.hardware.gpus else None
+    return RunModels(engines, gpu)
 
 
 def local_model_size(model: EngineModel) -> ModelSize | None:
-    """The model's size from its local ``config.json``, or None when not readable here."""
+    """The recorded model size, else (version 1 runs) the one in a local ``config.json``."""
+    if model.size is not None or not model.local_config:
+        return model.size
     folder = model.local_dir()
-    if folder is None:
-        return None
+    return None if folder is None else _config_size(folder, model.dtype)
+
+
+def _config_size(folder: Path, dtype: str | None) -> ModelSize | None:
+    cfg = _read_config(folder / "config.json")
+    return None if cfg is None else model_size(cfg, dtype, str(folder / "config.json"))
+
+
+def _read_config(path: Path) -> dict[str, object] | None:
     try:
-        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        cfg = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return model_size(cfg, model.dtype, str(folder / "config.json")) if isinstance(cfg, dict) else None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def _arch_int(cfg: Mapping[str, object], *keys: str) -> int | None:
+    text = cfg.get("text_config")
+    inner: Mapping[str, object] = text if isinstance(text, dict) else cfg
+    for k in keys:
+        v = inner.get(k)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def served_model_facts(paths: Sequence[str], dtype: str | None) -> ModelFacts | None:
+    """The model's size and architecture from its ``config.json``, at engine start.
+
+    Args:
+        paths: Candidate model locations, most trusted first (``EngineFacts.model_paths``).
+        dtype: The served dtype, when the spec sets one.
+
+    Returns:
+        The facts, or None when no candidate is a local model folder or its config
+        does not describe a dense decoder.
+    """
+    folder = _local_dir(paths)
+    cfg = None if folder is None else _read_config(folder / "config.json")
+    if folder is None or cfg is None:
+        return None
+    size = model_size(cfg, dtype, str(folder / "config.json"))
+    if size is None:
+        return None
+    return ModelFacts(
+        source=size.source,
+        params=size.params,
+        read_params=size.read_params,
+        bytes_per_param=size.bytes_per_param,
+        dtype=dtype,
+        layers=_arch_int(cfg, "num_hidden_layers", "n_layer", "num_layers"),
+        hidden_size=_arch_int(cfg, "hidden_size", "n_embd", "d_model"),
+        intermediate_size=_arch_int(cfg, "intermediate_size", "n_inner", "ffn_dim"),
+        attention_heads=_arch_int(cfg, "num_attention_heads", "n_head"),
+        kv_heads=_arch_int(cfg, "num_key_value_heads") or _arch_int(cfg, "num_attention_heads", "n_head"),
+        head_dim=_arch_int(cfg, "head_dim"),
+        vocab_size=_arch_int(cfg, "vocab_size"),
+    )

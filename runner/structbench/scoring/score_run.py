@@ -14,8 +14,9 @@ from structbench.scoring.base import Score, ScoreOptions, Scorer
 from structbench.scoring.registry import get_scorer
 
 SCORES_SCHEMA_VERSION = 1
-#: Suffix the runner adds to the id of a warm-up copy of an item.
-WARMUP_MARK = "~warmup"
+#: Suffix of the id of a warm-up copy of an item in version 1 runs (``<id>~warmup<i>``).
+#: Warm-up records have kept their item's id since; ``CallRecord.warmup`` flags them.
+V1_WARMUP_MARK = "~warmup"
 
 #: (cell_id, item_id, branch, turn, attempt): identifies one call record in a run.
 RecordKey = tuple[str, str, int, int, int]
@@ -69,9 +70,9 @@ def _safe(name: str, fn: Scorer) -> Callable[[CallRecord, Gen, ScoreOptions], Sc
 
 def _gen_for(rec: CallRecord, gens: Mapping[GenKey, Gen]) -> Gen:
     gen = gens.get((rec.item_id, rec.branch, rec.turn))
-    if gen is None and WARMUP_MARK in rec.item_id:
-        # Warm-up items are copies of real items under a suffixed id.
-        gen = gens.get((rec.item_id.split(WARMUP_MARK)[0], rec.branch, rec.turn))
+    if gen is None and rec.warmup and V1_WARMUP_MARK in rec.item_id:
+        # Version 1 runs renamed warm-up copies of items; their records are flagged too.
+        gen = gens.get((rec.item_id.split(V1_WARMUP_MARK)[0], rec.branch, rec.turn))
     return gen or Gen(name=rec.gen_name, reference=rec.reference)
 
 

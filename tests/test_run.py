@@ -1,0 +1,122 @@
+"""run_suite end to end against a scripted fake engine: the run folder it writes (version 2)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import structbench.run as run_mod
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
+from structbench.engines.registry import EngineEnv
+from structbench.ir import Gen
+from structbench.records import read_records
+from structbench.runfolder import CellFile, RunManifest
+from structbench.spec.engines import EngineSpec
+
+CONFIG = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "vocab_size": 100,
+}
+
+
+@dataclass
+class FakeEngine:
+    """Answers every call "positive" at once; reports its spec's cache setting like vLLM does."""
+
+    name: str
+    cache: str
+    model: str
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities(frozenset({"choice"})))
+    max_concurrency: int | None = None
+
+    def plan(self, gen: Gen) -> Plan:
+        return Plan("fake")
+
+    def render(self, call: Call) -> str:
+        return ""
+
+    async def start(self) -> EngineInfo:
+        return EngineInfo(self.name, "vllm", self.model, "0-fake", "http://fake:1", (("cache", self.cache),))
+
+    async def close(self) -> None:
+        return None
+
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+        t = clock()
+        return CallMeasure(
+            t_sent=t,
+            t_first_token=t + 0.01,
+            t_done=t + 0.02,
+            prompt_tokens=8,
+            completion_tokens=1,
+            cached_tokens=0,
+            text="positive",
+        )
+
+
+def _suite(folder: Path, model: Path) -> Path:
+    rows = [{"q": f"question {j}", "label": "positive"} for j in range(3)]
+    task = {
+        "name": "pick",
+        "kind": "choice",
+        "dataset": {"rows": rows},
+        "choices": ["positive", "negative"],
+        "prompt": "Q: {{ q }}",
+        "max_tokens": 4,
+        "reference": "{{ label }}",
+        "scorers": ["choice_valid", "exact_match"],
+    }
+    (folder / "pick.yaml").write_text(json.dumps(task))
+    launch = {"model": str(model)}
+    engines = [
+        {"kind": "vllm", "name": "v", "launch": launch},
+        {"kind": "vllm", "name": "v-nocache", "launch": launch, "cache": "off"},
+    ]
+    load = {"mode": "concurrency", "concurrency": [2], "num_requests": 3, "warmup": 1}
+    suite = {"name": "fake", "tasks": ["pick.yaml"], "engines": engines, "load": load, "bootstrap": 50}
+    (folder / "suite.yaml").write_text(json.dumps(suite))
+    return folder / "suite.yaml"
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(CONFIG))
+
+    def create(spec: EngineSpec, env: EngineEnv) -> FakeEngine:
+        return FakeEngine(spec.name, str(spec.model_dump()["cache"]), str(model))
+
+    monkeypatch.setattr(run_mod, "create_engine", create)
+    opts = run_mod.RunOptions(_suite(tmp_path, model), tmp_path / "results", progress=False)
+    return run_mod.run_suite(opts).run_dir
+
+
+def test_manifest_records_arms_pairs_and_model_facts(run_dir: Path) -> None:
+    m = RunManifest.read(run_dir)
+    assert json.loads((run_dir / "manifest.json").read_text())["schema_version"] == 2
+    assert (m.status, m.migrated_from, m.failed_cells) == ("complete", None, ())
+    assert {c.cell_id: c.cache_arm for c in m.cells} == {"v.pick.c2": "on", "v-nocache.pick.c2": "off"}
+    assert {c.cache_pair for c in m.cells} == {f"vllm {run_dir.parents[2] / 'model'}"}
+    facts = m.engines["v-nocache"].served_model
+    assert facts is not None and (facts.layers, facts.hidden_size, facts.kv_heads) == (2, 64, 4)
+    assert m.suite_path is not None and m.suite_path.endswith("suite.yaml") and m.spec["path"] == "suite.yaml"
+
+
+def test_warm_up_keeps_the_item_id_and_is_flagged(run_dir: Path) -> None:
+    recs = [r for r in read_records(run_dir / "requests.jsonl") if r.cell_id == "v.pick.c2"]
+    warm = [r for r in recs if r.warmup]
+    assert len(warm) == 1 and "~" not in warm[0].item_id
+    assert warm[0].item_id in {r.item_id for r in recs if not r.warmup}
+    cell = CellFile.read(run_dir / "cells" / "v.pick.c2" / "cell.json")
+    assert (cell.status, cell.warmup_items, cell.cache_arm, cell.n_items) == ("complete", 1, "on", 4)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    got = {c["cell_id"]: (c["completed"], c["warmup_calls"], c["cache_arm"]) for c in summary["cells"]}
+    assert got == {"v.pick.c2": (3, 1, "on"), "v-nocache.pick.c2": (3, 1, "off")}
+    assert "Prefix-cache benefit" in (run_dir / "report.md").read_text()
