@@ -21,7 +21,7 @@ from structbench.metrics import (
     SummaryOptions,
     TaskRow,
 )
-from structbench.records import CallRecord, read_records
+from structbench.records import CallRecord, open_text, read_records, stored_path
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.score_run import GenKey, RecordKey
 
@@ -83,7 +83,7 @@ def _judge_grades(run_dir: Path) -> Mapping[RecordKey, int | None] | None:
     from structbench.scoring.judge import JUDGE_FILE, grades_by_record, read_judge
 
     path = run_dir / JUDGE_FILE
-    return grades_by_record(read_judge(path)) if path.exists() else None
+    return grades_by_record(read_judge(path)) if stored_path(path).exists() else None
 
 
 def _spec_cache_arms(m: dict[str, Any]) -> dict[str, str]:
@@ -231,9 +231,9 @@ def _runtime(path: Path) -> CellRuntime:
 
 def _gens(path: Path) -> dict[GenKey, Gen]:
     gens: dict[GenKey, Gen] = {}
-    if not path.exists():
+    if not stored_path(path).exists():
         return gens
-    with path.open(encoding="utf-8") as fh:
+    with open_text(path) as fh:
         for line in fh:
             try:
                 item = item_from_dict(json.loads(line)["item"])
@@ -266,7 +266,7 @@ def load_run(run_dir: Path) -> RunData:
     score_opts = replace(score_opts, judge_grades=_judge_grades(run_dir))
     info = _run_info(m, run_dir, summary_opts)
     req = run_dir / "requests.jsonl"
-    records = tuple(read_records(req)) if req.exists() else ()
+    records = tuple(read_records(req)) if stored_path(req).exists() else ()
     cells = [_cell_info(c, info) for c in m.get("cells") or () if isinstance(c, dict) and "cell_id" in c]
     cells += _extra_cells(records, {c.cell_id for c in cells}, info)
     runtimes = {c.cell_id: _runtime(run_dir / "cells" / c.cell_id / "cell.json") for c in cells}

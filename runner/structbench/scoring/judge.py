@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from structbench.engines.base import Engine, ExecContext
 from structbench.ir import NO_CONSTRAINT, Branch, Constraint, Gen, Message, Turn, WorkItem, item_from_dict
-from structbench.records import CallRecord, JsonlAppender, read_records
+from structbench.records import CallRecord, JsonlAppender, open_text, read_records
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.common import not_applicable
 
@@ -300,7 +300,7 @@ async def run_judge_pass(
     caller. This is what ``run_suite`` calls after the cells, with the suite's
     ``judge_engine`` (or first engine) and the tasks that list ``judge``.
     """
-    with (run_dir / "items.jsonl").open(encoding="utf-8") as fh:
+    with open_text(run_dir / "items.jsonl") as fh:
         items = [item_from_dict(json.loads(line)["item"]) for line in fh if line.strip()]
     records = list(read_records(run_dir / "requests.jsonl"))
     return await judge_records(
@@ -319,7 +319,7 @@ def read_judge(path: Path) -> list[JudgeScore]:
     """Read ``judge.jsonl``; a torn last line (crash mid-write) is skipped."""
     names = {f.name for f in fields(JudgeScore)}
     out: list[JudgeScore] = []
-    with path.open(encoding="utf-8") as fh:
+    with open_text(path) as fh:
         for line in fh:
             try:
                 d: dict[str, Any] = json.loads(line)
