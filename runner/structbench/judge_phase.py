@@ -23,7 +23,7 @@ from structbench.engines.base import Engine
 from structbench.ir import WorkItem, item_from_dict
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import DriveConfig, drive
-from structbench.records import CallRecord, RecordWriter, read_records
+from structbench.records import CallRecord, RecordWriter, open_text, read_records
 from structbench.scoring.judge import (
     GRADE_CONSTRAINT,
     JUDGE_FILE,
@@ -101,7 +101,7 @@ async def run_judge_pass(
     caller. This is what ``run_suite`` calls after the cells, with the suite's
     ``judge_engine`` (or first engine) and the tasks that list ``judge``.
     """
-    with (run_dir / "items.jsonl").open(encoding="utf-8") as fh:
+    with open_text(run_dir / "items.jsonl") as fh:
         items = [item_from_dict(json.loads(line)["item"]) for line in fh if line.strip()]
     records = list(read_records(run_dir / "requests.jsonl"))
     return await judge_records(

@@ -6,8 +6,12 @@ Records hold raw monotonic timestamps only; every metric is derived later
 
 from __future__ import annotations
 
+import functools
+import gzip
+import io
 import json
 import os
+import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -159,9 +163,56 @@ class RecordWriter(JsonlAppender):
         self.close()
 
 
+#: The packed raw records of a finished run folder (``benchmarks/pack_results.py``): one
+#: xz-compressed tar of its JSONL files, solid so that prompts repeated across files and
+#: cells are stored once. ``tar xJf records.tar.xz`` restores the plain files.
+RECORDS_ARCHIVE = "records.tar.xz"
+
+
+@functools.lru_cache(maxsize=8)
+def _archive_members(archive: Path, mtime_ns: int) -> frozenset[str]:
+    # Listing a tar.xz decompresses all of it: remember the listing while the file is unchanged.
+    with tarfile.open(archive, "r:xz") as tar:
+        return frozenset(tar.getnames())
+
+
+def stored_path(path: Path) -> Path:
+    """The file that holds ``path``'s lines: ``path``, ``path.gz``, or the folder's archive.
+
+    The plain file wins (a run writes plain JSONL and only a finished one is packed), then a
+    gzipped sibling, then :data:`RECORDS_ARCHIVE` beside it when that has a member of the
+    same name. Returns ``path`` when none exists, so ``stored_path(p).exists()`` asks whether
+    the file is there in any form.
+    """
+    gz = path.with_name(path.name + ".gz")
+    archive = path.with_name(RECORDS_ARCHIVE)
+    if path.exists() or not (gz.exists() or archive.exists()):
+        return path
+    if gz.exists():
+        return gz
+    return archive if path.name in _archive_members(archive, archive.stat().st_mtime_ns) else path
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a run folder's JSONL file for reading as text, from whichever form it is stored in.
+
+    Raises:
+        FileNotFoundError: When ``path`` is stored in no form (see :func:`stored_path`).
+    """
+    found = stored_path(path)
+    if found == path:
+        return path.open(encoding="utf-8")
+    if found.suffix == ".gz":
+        return gzip.open(found, "rt", encoding="utf-8")
+    with tarfile.open(found, "r:xz") as tar:
+        member = tar.extractfile(path.name)
+        data = member.read() if member else b""
+    return io.StringIO(data.decode("utf-8"))
+
+
 def read_records(path: Path) -> Iterator[CallRecord]:
-    """Yield records from a JSONL file, skipping a torn last line from a crash."""
-    with path.open(encoding="utf-8") as fh:
+    """Yield records from a JSONL file (or its packed form), skipping a torn last line."""
+    with open_text(path) as fh:
         for line in fh:
             line = line.strip()
             if not line:

@@ -30,7 +30,7 @@ from structbench.errors import UserError
 from structbench.ir import WorkItem, item_from_dict
 from structbench.manifest import utc_stamp
 from structbench.metrics.calls import final_attempts
-from structbench.records import CallRecord, read_records
+from structbench.records import CallRecord, open_text, read_records, stored_path
 from structbench.run import CellWork, RunKnobs, RunOutcome, finish_run, plan_cells, preflight
 from structbench.runfolder import CELL_FILE, CellFile, ResumedCell, ResumeEntry, RunManifest
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
@@ -80,7 +80,7 @@ def plan_resume(run_dir: Path, manifest: RunManifest, suite: LoadedSuite) -> Res
     if missing:
         raise UserError(f"{run_dir}: the suite no longer has the cells {', '.join(missing)}; cannot resume")
     path = run_dir / "requests.jsonl"
-    records = list(read_records(path)) if path.exists() else []
+    records = list(read_records(path)) if stored_path(path).exists() else []
     work: list[CellWork] = []
     kept: list[str] = []
     for cell_id in recorded:
@@ -122,7 +122,7 @@ def read_items(path: Path) -> dict[str, list[WorkItem]]:
     """The run's planned items per task, from its ``items.jsonl``."""
     out: dict[str, list[WorkItem]] = {}
     try:
-        with path.open(encoding="utf-8") as fh:
+        with open_text(path) as fh:
             for n, line in enumerate(fh, 1):
                 if not line.strip():
                     continue

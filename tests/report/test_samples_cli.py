@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from structbench.cli import main
+from structbench.records import open_text
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 GPU_RUN = next(iter(sorted((RESULTS / "gpu" / "gpu").glob("*_*"))), None)
@@ -48,7 +49,7 @@ def test_report_rebuilds_gpu_run(tmp_path: Path) -> None:
     # The run predates the run-time ideal: the report does not recompute it.
     assert manual["ideal_cache_hit_rate"] is None and manual["client_cache_of_ideal"] is None
     assert manual["server_cache_source"] == "prefix_cache_hit_tokens/prefix_cache_query_tokens"
-    assert manual["roofline"] is None  # /tmp/payload is not here, so neither is config.json
+    assert manual["roofline"] is None  # v1: no model facts recorded, and the device model is not here
     nocache = next(c for c in summary["cells"] if c["cell_id"] == "sglang-nocache.manual_qa.c8")
     assert nocache["cache_arm"] == "off"  # from the spec: older engines did not report it
     html = (run / "report.html").read_text(encoding="utf-8")
@@ -68,7 +69,8 @@ def test_compare_two_copies_shows_deltas(tmp_path: Path) -> None:
     a = _copy(GPU_RUN, tmp_path / "a")
     b = _copy(GPU_RUN, tmp_path / "b")
     # Make run b 2x slower on one cell: its TTFTs and E2ELs double.
-    lines = (b / "requests.jsonl").read_text(encoding="utf-8").splitlines()
+    with open_text(b / "requests.jsonl") as fh:  # packed in results/; the plain file written below wins
+        lines = fh.read().splitlines()
     slowed = []
     for line in lines:
         r = json.loads(line)

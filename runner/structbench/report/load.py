@@ -15,7 +15,7 @@ from structbench.errors import UserError
 from structbench.ir import Gen, item_from_dict
 from structbench.metrics import SLO, CellInfo, CellRuntime, EngineRow, RunInfo, SummaryOptions, TaskRow
 from structbench.metrics.cache import IdealCache
-from structbench.records import CallRecord, read_records
+from structbench.records import CallRecord, open_text, read_records, stored_path
 from structbench.runfolder import CELL_FILE, CellEntry, CellFile, EngineFacts, IdealFacts, RunManifest
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.score_run import GenKey, RecordKey
@@ -51,7 +51,7 @@ def _judge_grades(run_dir: Path) -> Mapping[RecordKey, int | None] | None:
     from structbench.scoring.judge import JUDGE_FILE, grades_by_record, read_judge
 
     path = run_dir / JUDGE_FILE
-    return grades_by_record(read_judge(path)) if path.exists() else None
+    return grades_by_record(read_judge(path)) if stored_path(path).exists() else None
 
 
 def _engine_row(e: EngineFacts) -> EngineRow:
@@ -127,9 +127,9 @@ def _runtime(path: Path) -> CellRuntime:
 
 def _gens(path: Path) -> dict[GenKey, Gen]:
     gens: dict[GenKey, Gen] = {}
-    if not path.exists():
+    if not stored_path(path).exists():
         return gens
-    with path.open(encoding="utf-8") as fh:
+    with open_text(path) as fh:
         for line in fh:
             try:
                 item = item_from_dict(json.loads(line)["item"])
@@ -161,7 +161,7 @@ def load_run(run_dir: Path) -> RunData:
     score_opts = replace(score_opts, judge_grades=_judge_grades(run_dir))
     info = _run_info(m, summary_opts)
     req = run_dir / "requests.jsonl"
-    records = tuple(read_records(req)) if req.exists() else ()
+    records = tuple(read_records(req)) if stored_path(req).exists() else ()
     cells = [_cell_info(c, info) for c in m.cells]
     cells += _unlisted_cells(records, m, info)
     runtimes = {c.cell_id: _runtime(run_dir / "cells" / c.cell_id / CELL_FILE) for c in cells}

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from structbench.ir import NO_CONSTRAINT, Branch, Gen, Message, Regex, Turn, WorkItem
-from structbench.records import CallRecord
+from structbench.records import CallRecord, open_text
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.common import not_applicable
 
@@ -313,7 +313,7 @@ def read_judge(path: Path) -> list[JudgeScore]:
     names = {f.name for f in fields(JudgeScore)}
     old: list[JudgeScore] = []
     records: list[CallRecord] = []
-    with path.open(encoding="utf-8") as fh:
+    with open_text(path) as fh:
         for line in fh:
             try:
                 d: dict[str, Any] = json.loads(line)
