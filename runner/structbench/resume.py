@@ -26,12 +26,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from structbench.cells import CellWork
 from structbench.errors import UserError
 from structbench.ir import WorkItem, item_from_dict
 from structbench.manifest import utc_stamp
 from structbench.metrics.calls import final_attempts
 from structbench.records import CallRecord, open_text, read_records, stored_path
-from structbench.run import CellWork, RunKnobs, RunOutcome, finish_run, plan_cells, preflight
+from structbench.run import RunKnobs, RunOutcome, finish_run, plan_cells, preflight
 from structbench.runfolder import CELL_FILE, CellFile, ResumedCell, ResumeEntry, RunManifest
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
 
@@ -91,14 +92,17 @@ def plan_resume(run_dir: Path, manifest: RunManifest, suite: LoadedSuite) -> Res
         mine = [r for r in records if r.cell_id == cell_id]
         todo = unfinished_items(items.get(cell.task, []), mine)
         if todo:
-            work.append(CellWork(cell, todo, max((r.attempt for r in mine), default=0) + 1))
+            work.append(CellWork(cell, todo, max((r.attempt for r in mine), default=0) + 1, tuple(mine)))
         else:
             kept.append(cell_id)
     return ResumePlan(tuple(work), tuple(kept))
 
 
 def unfinished_items(items: Sequence[WorkItem], records: Iterable[CallRecord]) -> list[WorkItem]:
-    """The items with a call whose last non-warm-up record is missing or a failure.
+    """The items with a call whose last non-warm-up record is missing or did not complete.
+
+    An item whose calls all completed is done; so is one that stopped at an unsupported gen
+    (its ``unsupported`` and ``skipped`` records would come out the same again).
 
     Args:
         items: One cell's planned items, in order.
@@ -109,11 +113,14 @@ def unfinished_items(items: Sequence[WorkItem], records: Iterable[CallRecord]) -
     }
 
     def done(item: WorkItem) -> bool:
-        for b, t, _ in item.gens():
-            rec = last.get((item.item_id, b, t))
-            if rec is None or not (rec.ok or rec.unsupported):
-                return False
-        return True
+        recs = [last.get((item.item_id, b, t)) for b, t, _ in item.gens()]
+        if any(r is None or r.status in ("error", "cancelled") for r in recs):
+            return False
+        # What is left is ok, unsupported or skipped. Skipped calls are done only when an
+        # unsupported gen caused them: a re-run would stop at the same gen again.
+        return all(r is not None and r.status != "skipped" for r in recs) or any(
+            r is not None and r.unsupported for r in recs
+        )
 
     return [it for it in items if not done(it)]
 

@@ -11,37 +11,29 @@ import json
 import random
 import secrets
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
-from structbench.engines.base import Engine, EngineInfo
+from structbench.cells import Cell, CellCtx, CellWork, run_cell
+from structbench.engines.base import EngineInfo
 from structbench.engines.launch import check_reachable
 from structbench.engines.registry import EngineEnv, create_engine
 from structbench.errors import UserError
 from structbench.ir import WorkItem, item_to_dict
 from structbench.judge_phase import run_judge_pass
 from structbench.kinds.registry import expand_task
-from structbench.load.arrivals import LoadPoint, load_points
-from structbench.load.driver import DriveConfig, DriveResult, drive
+from structbench.load.arrivals import load_points
 from structbench.manifest import RunIdentity, base_manifest, utc_stamp
-from structbench.memory import MemoryReport, MemorySampler, gpu_baseline
+from structbench.memory import gpu_baseline
 from structbench.progress import Progress
-from structbench.records import CallRecord, RecordWriter
+from structbench.records import RecordWriter
 from structbench.report.build import build_report
 from structbench.report.model_facts import served_model_facts
 from structbench.report.summary import RunSummary
 from structbench.runfolder import (
-    CELL_FILE,
-    CacheArm,
-    CellEntry,
-    CellFile,
-    CellStatus,
     EngineFacts,
-    LoadFacts,
     ManifestLog,
-    MemoryFacts,
     OptionsFacts,
     RunManifest,
     RunStatus,
@@ -69,39 +61,6 @@ class RunOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class Cell:
-    """One engine x task x load point: the unit that writes its own sub-folder."""
-
-    cell_id: str
-    engine: str
-    task: str
-    point: LoadPoint
-    #: The engine spec's ``cache`` (on/off arm of a cache comparison); None when it has none.
-    cache_arm: CacheArm | None = None
-
-    def entry(self, cache_pair: str | None = None) -> CellEntry:
-        """Manifest form (the cache pair is known once the engine has started)."""
-        return CellEntry(
-            cell_id=self.cell_id,
-            engine=self.engine,
-            task=self.task,
-            load=LoadFacts.of(self.point),
-            cache_arm=self.cache_arm,
-            cache_pair=cache_pair,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CellWork:
-    """A cell and the items to run in it (all of them, or the unfinished ones on resume)."""
-
-    cell: Cell
-    items: list[WorkItem]
-    #: Written into the records: 1 for a fresh run, previous max + 1 when resuming.
-    attempt: int = 1
-
-
-@dataclass(frozen=True, slots=True)
 class RunOutcome:
     """What a finished (or interrupted) run produced."""
 
@@ -121,36 +80,6 @@ class RunKnobs:
     progress: bool
     #: Flush the engine's prefix cache before each cell.
     reset_cache: bool
-
-
-@dataclass(frozen=True, slots=True)
-class _CellCtx:
-    sink: Callable[[list[CallRecord]], None]
-    bar: Progress
-    seed: int
-    warmup: int
-    gpu_baseline: tuple[int, ...]
-    reset_cache: bool
-    #: The started engine, as the manifest records it.
-    engine: EngineFacts
-
-
-@runtime_checkable
-class CacheResetter(Protocol):
-    """Engines whose server can drop its prefix cache on request."""
-
-    async def reset_prefix_cache(self) -> bool:
-        """True when the server accepted the flush."""
-        ...
-
-
-@runtime_checkable
-class MetricsSource(Protocol):
-    """Engines backed by a server with Prometheus /metrics."""
-
-    async def metrics_snapshot(self) -> dict[str, float] | None:
-        """Counters summed per metric name, or None when unavailable."""
-        ...
 
 
 def run_suite(opts: RunOptions) -> RunOutcome:
@@ -294,13 +223,21 @@ async def _run_engines(
         for spec in engines:
             engine = create_engine(spec, EngineEnv(workdir=run_dir / "engines" / spec.name, seed=seed))
             try:
-                facts = _started(await engine.start(), spec)
+                info = await engine.start()
+                facts = _started(info, spec)
                 log.save(log.manifest.with_engine(facts))
-                ctx = _CellCtx(
-                    writer.write_all, bar, seed, knobs.warmup, gpu_baseline(), knobs.reset_cache, facts
+                ctx = CellCtx(
+                    writer.write_all,
+                    bar,
+                    seed,
+                    knobs.warmup,
+                    gpu_baseline(),
+                    knobs.reset_cache,
+                    facts,
+                    block_size=info.cache_block_size,
                 )
                 for cw in (w for w in work if w.cell.engine == spec.name):
-                    res = await _run_cell(engine, cw, run_dir, ctx)
+                    res = await run_cell(engine, cw, run_dir, ctx)
                     if res.interrupted:
                         return True, failed
                     if res.timed_out or res.n_failed:
@@ -316,75 +253,6 @@ def _started(info: EngineInfo, spec: EngineSpec) -> EngineFacts:
     """The manifest's facts of a started engine, with its model's size when readable here."""
     facts = engine_facts(info, spec)
     return facts.model_copy(update={"served_model": served_model_facts(facts.model_paths, facts.dtype)})
-
-
-@dataclass(frozen=True, slots=True)
-class _CellRun:
-    """What happened around one cell's drive, for its cell file."""
-
-    res: DriveResult
-    n_warmup: int
-    cache_reset: bool | None
-    metrics_before: dict[str, float] | None
-    metrics_after: dict[str, float] | None
-    memory: MemoryReport
-
-
-async def _run_cell(engine: Engine, cw: CellWork, run_dir: Path, ctx: _CellCtx) -> DriveResult:
-    cell, items = cw.cell, cw.items
-    cell_dir = run_dir / "cells" / cell.cell_id
-    cell_dir.mkdir(parents=True, exist_ok=True)
-    # The first items run again first as warm-up; the driver flags their records.
-    warm = items[: ctx.warmup]
-    reset = None
-    if ctx.reset_cache and isinstance(engine, CacheResetter):
-        reset = await engine.reset_prefix_cache()
-    before = await _metrics(engine)
-    tick = ctx.bar.add_cell(cell.cell_id, len(warm) + len(items))
-    cfg = DriveConfig(
-        cell_id=cell.cell_id, seed=ctx.seed, warmup=len(warm), attempt=cw.attempt, on_item_done=tick
-    )
-    with MemorySampler(ctx.gpu_baseline) as mem:
-        res = await drive(engine, warm + items, cell.point, cfg, ctx.sink)
-    after = await _metrics(engine)
-    ran = _CellRun(res, len(warm), reset, before, after, mem.report)
-    _cell_file(cw, ran, ctx.engine).write(cell_dir / CELL_FILE)
-    return res
-
-
-def _cell_file(cw: CellWork, ran: _CellRun, engine: EngineFacts) -> CellFile:
-    res = ran.res
-    return CellFile(
-        **cw.cell.entry(engine.cache_pair).model_dump(),
-        status=_cell_status(res),
-        attempt=cw.attempt,
-        t_start=res.t_start,
-        t_end=res.t_end,
-        duration_s=res.t_end - res.t_start,
-        n_items=res.n_items,
-        n_records=res.n_records,
-        n_errors=res.n_errors,
-        warmup_items=ran.n_warmup,
-        cache_reset=ran.cache_reset,
-        metrics_before=ran.metrics_before,
-        metrics_after=ran.metrics_after,
-        memory=MemoryFacts.model_validate(ran.memory.to_dict()),
-    )
-
-
-def _cell_status(res: DriveResult) -> CellStatus:
-    """``partial`` when calls failed: ``--resume`` re-runs the items of any cell not ``complete``."""
-    if res.interrupted:
-        return "interrupted"
-    if res.timed_out:
-        return "timed_out"
-    return "partial" if res.n_failed else "complete"
-
-
-async def _metrics(engine: Engine) -> dict[str, float] | None:
-    if isinstance(engine, MetricsSource):
-        return await engine.metrics_snapshot()
-    return None
 
 
 def _cancel_on_sigterm() -> None:

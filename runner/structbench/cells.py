@@ -1,0 +1,206 @@
+"""One cell, start to end: flush, warm-up, counters, load, memory, ideal cache, cell file.
+
+A cell is one engine x task x load point (DESIGN.md "Cells"). :func:`run_cell` runs it on
+a started engine and writes ``cells/<id>/cell.json``. The one warm-up rule of the cache
+figures holds here: the prefix cache is flushed before the warm-ups, the server counters
+are read *after* them (so the counter deltas bracket exactly the calls the client rate
+counts), and the ideal hit rate treats warm-up calls as cache contents, never as counted
+calls (:func:`structbench.metrics.cache.cell_ideal`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from structbench.engines.base import Engine, PromptTokenizer
+from structbench.ir import WorkItem
+from structbench.load.arrivals import LoadPoint
+from structbench.load.driver import DriveConfig, DriveResult, drive
+from structbench.memory import MemoryReport, MemorySampler
+from structbench.metrics.cache import IdealCache, PromptCounter, approximate_counter, cell_ideal
+from structbench.progress import Progress
+from structbench.records import CallRecord
+from structbench.runfolder import (
+    CELL_FILE,
+    CacheArm,
+    CellEntry,
+    CellFile,
+    CellStatus,
+    EngineFacts,
+    IdealFacts,
+    LoadFacts,
+    MemoryFacts,
+)
+
+Snapshot = dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One engine x task x load point: the unit that writes its own sub-folder."""
+
+    cell_id: str
+    engine: str
+    task: str
+    point: LoadPoint
+    #: The engine spec's ``cache`` (on/off arm of a cache comparison); None when it has none.
+    cache_arm: CacheArm | None = None
+
+    def entry(self, cache_pair: str | None = None) -> CellEntry:
+        """Manifest form (the cache pair is known once the engine has started)."""
+        return CellEntry(
+            cell_id=self.cell_id,
+            engine=self.engine,
+            task=self.task,
+            load=LoadFacts.of(self.point),
+            cache_arm=self.cache_arm,
+            cache_pair=cache_pair,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CellWork:
+    """A cell and the items to run in it (all of them, or the unfinished ones on resume)."""
+
+    cell: Cell
+    items: list[WorkItem]
+    #: Written into the records: 1 for a fresh run, previous max + 1 when resuming.
+    attempt: int = 1
+    #: The cell's records from earlier attempts (resume): they count for its ideal cache.
+    previous: tuple[CallRecord, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class CellCtx:
+    """What every cell of one started engine shares."""
+
+    sink: Callable[[list[CallRecord]], None]
+    bar: Progress
+    seed: int
+    warmup: int
+    gpu_baseline: tuple[int, ...]
+    reset_cache: bool
+    #: The started engine, as the manifest records it.
+    engine: EngineFacts
+    #: The engine's prefix-cache block size (None: no prefix cache, no ideal).
+    block_size: int | None = None
+
+
+@runtime_checkable
+class CacheResetter(Protocol):
+    """Engines whose server can drop its prefix cache on request."""
+
+    async def reset_prefix_cache(self) -> bool:
+        """True when the server accepted the flush."""
+        ...
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """Engines backed by a server with Prometheus /metrics."""
+
+    async def metrics_snapshot(self) -> Snapshot | None:
+        """Counters summed per metric name, or None when unavailable."""
+        ...
+
+
+@dataclass(slots=True)
+class _CellRun:
+    """What happened around one cell's drive, for its cell file."""
+
+    n_warmup: int
+    cache_reset: bool | None = None
+    metrics_before: Snapshot | None = None
+    metrics_after: Snapshot | None = None
+    records: list[CallRecord] = field(default_factory=list)
+    memory: MemoryReport | None = None
+    ideal: IdealCache | None = None
+
+
+async def run_cell(engine: Engine, cw: CellWork, run_dir: Path, ctx: CellCtx) -> DriveResult:
+    """Run one cell on a started engine and write its cell file; returns the driver's result."""
+    cell, items = cw.cell, cw.items
+    cell_dir = run_dir / "cells" / cell.cell_id
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    # The first items run again first as warm-up; the driver flags their records.
+    warm = items[: ctx.warmup]
+    ran = _CellRun(len(warm))
+    if ctx.reset_cache and isinstance(engine, CacheResetter):
+        ran.cache_reset = await engine.reset_prefix_cache()
+
+    async def after_warmup() -> None:
+        ran.metrics_before = await _metrics(engine)
+
+    def sink(recs: list[CallRecord]) -> None:
+        ctx.sink(recs)  # to disk first: completed records are never lost
+        ran.records.extend(recs)
+
+    tick = ctx.bar.add_cell(cell.cell_id, len(warm) + len(items))
+    cfg = DriveConfig(
+        cell_id=cell.cell_id,
+        seed=ctx.seed,
+        warmup=len(warm),
+        attempt=cw.attempt,
+        on_item_done=tick,
+        on_warmup_done=after_warmup,
+    )
+    with MemorySampler(ctx.gpu_baseline) as mem:
+        res = await drive(engine, warm + items, cell.point, cfg, sink)
+    ran.metrics_after = await _metrics(engine)
+    ran.memory = mem.report
+    ran.ideal = await asyncio.to_thread(_ideal, engine, [*cw.previous, *ran.records], ctx.block_size)
+    _cell_file(cw, res, ran, ctx).write(cell_dir / CELL_FILE)
+    return res
+
+
+def prompt_counter(engine: Engine) -> PromptCounter:
+    """How the engine tokenizes its prompts, or the labelled approximation when it can't say."""
+    found = engine.prompt_tokens() if isinstance(engine, PromptTokenizer) else None
+    return approximate_counter() if found is None else PromptCounter(*found)
+
+
+def _ideal(engine: Engine, records: Sequence[CallRecord], block_size: int | None) -> IdealCache | None:
+    """The cell's ideal prefix reuse at the engine's block size (tokenizing: off the loop)."""
+    if block_size is None or not records:
+        return None
+    return cell_ideal(records, prompt_counter(engine), block_size)
+
+
+def _cell_file(cw: CellWork, res: DriveResult, ran: _CellRun, ctx: CellCtx) -> CellFile:
+    return CellFile(
+        **cw.cell.entry(ctx.engine.cache_pair).model_dump(),
+        status=cell_status(res),
+        attempt=cw.attempt,
+        t_start=res.t_start,
+        t_end=res.t_end,
+        duration_s=res.t_end - res.t_start,
+        n_items=res.n_items,
+        n_records=res.n_records,
+        n_errors=res.n_errors,
+        warmup_items=ran.n_warmup,
+        cache_reset=ran.cache_reset,
+        metrics_before=ran.metrics_before,
+        metrics_after=ran.metrics_after,
+        memory=None if ran.memory is None else MemoryFacts.model_validate(ran.memory.to_dict()),
+        cache_block_size=ctx.block_size,
+        ideal=None if ran.ideal is None else IdealFacts(**asdict(ran.ideal)),
+    )
+
+
+def cell_status(res: DriveResult) -> CellStatus:
+    """``partial`` when calls failed: ``--resume`` re-runs the items of any cell not ``complete``."""
+    if res.interrupted:
+        return "interrupted"
+    if res.timed_out:
+        return "timed_out"
+    return "partial" if res.n_failed else "complete"
+
+
+async def _metrics(engine: Engine) -> Snapshot | None:
+    if isinstance(engine, MetricsSource):
+        return await engine.metrics_snapshot()
+    return None

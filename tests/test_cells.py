@@ -1,0 +1,101 @@
+"""One cell: the cache is flushed before the warm-ups, counters are read after them, the ideal is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from structbench.cells import Cell, CellCtx, CellWork, run_cell
+from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
+from structbench.ir import Branch, Gen, Message, Turn, WorkItem
+from structbench.load.arrivals import LoadPoint
+from structbench.progress import Progress
+from structbench.records import CallRecord
+from structbench.runfolder import CELL_FILE, CellFile, EngineFacts
+
+PREFIX = "shared words " * 8
+
+
+@dataclass
+class CountingEngine:
+    """Each call adds its prompt words to the server's counters; half of them hit the cache."""
+
+    name: str = "counting"
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities(frozenset({"none"})))
+    max_concurrency: int | None = None
+    queries: float = 0.0
+    events: list[str] = field(default_factory=list)
+
+    def plan(self, gen: Gen) -> Plan:
+        return Plan("none")
+
+    def render(self, call: Call) -> str:
+        return ""
+
+    async def start(self) -> EngineInfo:
+        return EngineInfo(self.name, "fake", "m", cache_block_size=4)
+
+    async def close(self) -> None:
+        return None
+
+    async def reset_prefix_cache(self) -> bool:
+        self.events.append("reset")
+        return True
+
+    async def metrics_snapshot(self) -> dict[str, float]:
+        self.events.append("metrics")
+        return {"prefix_cache_hit_tokens": self.queries / 2, "prefix_cache_query_tokens": self.queries}
+
+    async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+        self.events.append("call")
+        words = sum(len(m.content.split()) for m in call.messages)
+        self.queries += words
+        t = clock()
+        return CallMeasure(t_sent=t, t_first_token=t, t_done=t, prompt_tokens=words, text="ok")
+
+    def prompt_tokens(self) -> PromptTokens:
+        vocab: dict[str, int] = {}
+
+        def render(msgs: object) -> str:
+            assert isinstance(msgs, tuple)
+            return " ".join(m.content for m in msgs if isinstance(m, Message))
+
+        def tokenize(text: str) -> list[int]:
+            return [vocab.setdefault(w, len(vocab)) for w in text.split()]
+
+        return render, tokenize, "word tokenizer"
+
+
+def _item(i: int) -> WorkItem:
+    turn = Turn(f"{PREFIX}question {i}", Gen("g", max_tokens=4))
+    return WorkItem(f"t/{i}", "t", "chat", (), (Branch((turn,)),))
+
+
+def test_counters_bracket_the_measured_calls_and_the_ideal_is_stored(tmp_path: Path) -> None:
+    engine = CountingEngine()
+    sunk: list[CallRecord] = []
+    point = LoadPoint("concurrency", 1)
+    work = CellWork(Cell("counting.t.c1", "counting", "t", point), [_item(i) for i in range(3)])
+
+    async def main() -> None:
+        with Progress(enabled=False) as bar:
+            ctx = CellCtx(sunk.extend, bar, 0, 1, (), True, EngineFacts(name="counting"), block_size=4)
+            await run_cell(engine, work, tmp_path, ctx)
+
+    asyncio.run(main())
+    # Flush, then the warm-up call, then the first counter read: warm-ups are outside the deltas.
+    assert engine.events[:4] == ["reset", "call", "metrics", "call"]
+    cell = CellFile.read(tmp_path / "cells" / "counting.t.c1" / CELL_FILE)
+    assert cell.metrics_before is not None and cell.metrics_after is not None
+    words = len(PREFIX.split()) + 2
+    assert cell.metrics_before["prefix_cache_query_tokens"] == words  # the warm-up's only
+    assert cell.metrics_after["prefix_cache_query_tokens"] - cell.metrics_before[
+        "prefix_cache_query_tokens"
+    ] == (3 * words)
+    assert len(sunk) == 4 and sum(r.warmup for r in sunk) == 1
+    # The ideal: item 0 was the warm-up (cache contents), so all three measured prompts reuse the
+    # 16 shared words plus "question" (17 tokens), rounded down to blocks of 4: 16 each.
+    assert cell.cache_block_size == 4 and cell.ideal is not None
+    assert (cell.ideal.prompts, cell.ideal.prompt_tokens) == (3, 3 * words)
+    assert cell.ideal.covered_block_tokens == 3 * 16 and cell.ideal.tokenizer == "word tokenizer"
