@@ -14,9 +14,6 @@ from structbench.scoring.base import Score, ScoreOptions, Scorer
 from structbench.scoring.registry import get_scorer
 
 SCORES_SCHEMA_VERSION = 1
-#: Suffix of the id of a warm-up copy of an item in version 1 runs (``<id>~warmup<i>``).
-#: Warm-up records have kept their item's id since; ``CallRecord.warmup`` flags them.
-V1_WARMUP_MARK = "~warmup"
 
 #: (cell_id, item_id, branch, turn, attempt): identifies one call record in a run.
 RecordKey = tuple[str, str, int, int, int]
@@ -69,11 +66,7 @@ def _safe(name: str, fn: Scorer) -> Callable[[CallRecord, Gen, ScoreOptions], Sc
 
 
 def _gen_for(rec: CallRecord, gens: Mapping[GenKey, Gen]) -> Gen:
-    gen = gens.get((rec.item_id, rec.branch, rec.turn))
-    if gen is None and rec.warmup and V1_WARMUP_MARK in rec.item_id:
-        # Version 1 runs renamed warm-up copies of items; their records are flagged too.
-        gen = gens.get((rec.item_id.split(V1_WARMUP_MARK)[0], rec.branch, rec.turn))
-    return gen or Gen(name=rec.gen_name, reference=rec.reference)
+    return gens.get((rec.item_id, rec.branch, rec.turn)) or Gen(name=rec.gen_name, reference=rec.reference)
 
 
 def score_records(
@@ -85,7 +78,8 @@ def score_records(
     """Run each task's scorers over its records.
 
     Args:
-        records: Call records, warm-up ones included (metrics drop them later).
+        records: Call records. Warm-up ones are not scored: no metric counts them, and they
+            share their item's key with its measured call, whose scores they would shadow.
         gens: The gen behind each record, keyed by ``(item_id, branch, turn)``. A record
             whose gen is missing (items file lost) is scored against a bare gen that
             keeps only the record's reference.
@@ -93,11 +87,13 @@ def score_records(
         opts: Options shared by the scorers.
 
     Returns:
-        One :class:`ScoredRecord` per record, in input order.
+        One :class:`ScoredRecord` per measured record, in input order.
     """
     cache: dict[str, Callable[[CallRecord, Gen, ScoreOptions], Score]] = {}
     out: list[ScoredRecord] = []
     for rec in records:
+        if rec.warmup:
+            continue
         gen = _gen_for(rec, gens)
         scores = []
         for name in scorers_by_task.get(rec.task, ()):
