@@ -6,6 +6,7 @@ import gzip
 import io
 import tarfile
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from structbench.records import (
@@ -82,7 +83,8 @@ def test_packed_cell_files_read_from_the_run_archive_and_gz(tmp_path: Path) -> N
         {
             "items.jsonl": "{}\n",
             "requests.jsonl": _lines(_rec("old", 0)),  # a resumed version 1 folder, packed
-            "cells/a/requests.jsonl": _lines(_rec("a", 0), _rec("a", 1)),
+            # U+2028 is a line break to str.splitlines, but not inside a JSONL line.
+            "cells/a/requests.jsonl": _lines(_rec("a", 0), replace(_rec("a", 1), text="x\u2028y")),
         },
     )
     (tmp_path / "cells" / "b").mkdir(parents=True)
@@ -91,8 +93,9 @@ def test_packed_cell_files_read_from_the_run_archive_and_gz(tmp_path: Path) -> N
     assert stored_path(path, tmp_path) == tmp_path / RECORDS_ARCHIVE
     assert stored_path(path) == path  # the cell folder holds no archive of its own
     assert record_cells(tmp_path) == ["a", "b"]
-    got = _keys(run_records(tmp_path))
-    assert got == [("old", "t/0", 1), ("a", "t/0", 1), ("a", "t/1", 1), ("b", "t/3", 1)]
+    recs = list(run_records(tmp_path))
+    assert _keys(recs) == [("old", "t/0", 1), ("a", "t/0", 1), ("a", "t/1", 1), ("b", "t/3", 1)]
+    assert recs[2].text == "x\u2028y"
 
 
 def test_plain_cell_file_wins_over_the_archived_one(tmp_path: Path) -> None:

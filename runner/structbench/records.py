@@ -259,15 +259,19 @@ def read_records(path: Path, root: Path | None = None) -> Iterator[CallRecord]:
     ``root`` is as for :func:`stored_path`.
     """
     with open_text(path, root) as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a partially written line: the call was in flight when it was cut
-            yield CallRecord.from_dict(d)
+        yield from _parse(fh)
+
+
+def _parse(lines: Iterable[str]) -> Iterator[CallRecord]:
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a partially written line: the call was in flight when it was cut
+        yield CallRecord.from_dict(d)
 
 
 #: The name of a records file: a cell's, or (version 1 folders) the run's.
@@ -311,5 +315,32 @@ def run_records(run_dir: Path, order: Sequence[str] = ()) -> Iterator[CallRecord
     legacy = run_dir / RECORDS_FILE
     if stored_path(legacy).exists():
         yield from read_records(legacy)
-    for cell_id in record_cells(run_dir, order):
-        yield from read_records(cell_records_path(run_dir, cell_id), run_dir)
+    cells = record_cells(run_dir, order)
+    packed = _packed_cells(run_dir, cells)
+    for cell_id in cells:
+        if cell_id in packed:
+            yield from _parse(io.StringIO(packed[cell_id]))  # lines end at "\n" only, like a file's
+        else:
+            yield from read_records(cell_records_path(run_dir, cell_id), run_dir)
+
+
+def _packed_cells(run_dir: Path, cells: Sequence[str]) -> dict[str, str]:
+    """The text of the cells' records stored only in the run's archive, read in one pass.
+
+    Every member read on its own would decompress the archive from its start again.
+    """
+    archive = run_dir / RECORDS_ARCHIVE
+    wanted = {
+        _member(path, run_dir): cell_id
+        for cell_id in cells
+        if stored_path(path := cell_records_path(run_dir, cell_id), run_dir) == archive
+    }
+    if not wanted:
+        return {}
+    out: dict[str, str] = {}
+    with tarfile.open(archive, "r:xz") as tar:
+        for info in tar:
+            member = tar.extractfile(info) if info.name in wanted else None
+            if member is not None:
+                out[wanted[info.name]] = member.read().decode("utf-8")
+    return out
