@@ -2,11 +2,13 @@
 
 A cell is one engine x task x load point (DESIGN.md "Cells"). :func:`run_cell` runs it on
 a started engine and writes only into its own sub-folder ``cells/<id>/``: its call records,
-appended to ``requests.jsonl`` as they complete, then ``cell.json``. The one warm-up rule of the cache
-figures holds here: the prefix cache is flushed before the warm-ups, the server counters
-are read *after* them (so the counter deltas bracket exactly the calls the client rate
-counts), and the ideal hit rate treats warm-up calls as cache contents, never as counted
-calls (:func:`structbench.metrics.cache.cell_ideal`).
+appended to ``requests.jsonl`` as they complete, then ``cell.json``. It shares no records
+with other cells, so that it could run anywhere (a Ray task later).
+
+The one warm-up rule of the cache figures holds here: the prefix cache is flushed before
+the warm-ups, the server counters are read *after* them (so the counter deltas bracket
+exactly the calls the client rate counts), and the ideal hit rate treats warm-up calls as
+cache contents, never as counted calls (:func:`structbench.metrics.cache.cell_ideal`).
 """
 
 from __future__ import annotations
