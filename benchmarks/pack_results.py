@@ -3,10 +3,12 @@
 Every transfer to a GPU machine carries the whole working tree, so the run folders committed
 under ``results/`` must stay small, yet stay re-scorable. For each run folder this:
 
-- moves the raw records (``requests.jsonl``, ``items.jsonl``, the judge file) into one
-  ``records.tar.xz``, byte-for-byte reproducibly, checks that it reads back to the same bytes,
-  then deletes the plain files. structbench's readers (``records.open_text``) read a file
-  from there when the plain file is absent; ``tar xJf records.tar.xz`` restores them;
+- moves the raw records (``items.jsonl``, the judge file, each cell's
+  ``cells/<id>/requests.jsonl`` and a version 1 folder's run-level ``requests.jsonl``) into
+  one ``records.tar.xz`` at the top of the run folder, named by their paths inside it,
+  byte-for-byte reproducibly; checks that it reads back to the same bytes, then deletes the
+  plain files. structbench's readers (``records.open_text``, ``records.run_records``) read a
+  file from there when the plain file is absent; ``tar xJf records.tar.xz`` restores them;
 - gzips the server logs under ``engines/`` (mtime 0, so the bytes are reproducible);
 - deletes the derived files that ``structbench report RUN`` writes again from the records:
   ``scores.jsonl``, ``report.html``, ``plots/`` and the per-cell ``requests.csv`` exports;
@@ -14,7 +16,7 @@ under ``results/`` must stay small, yet stay re-scorable. For each run folder th
   ``--compact-json`` rewrites those JSON files without indentation (same values, fewer bytes).
 
 A run not marked ``complete`` in its manifest is left alone: ``structbench run --resume``
-appends to the plain ``requests.jsonl``, which would then hide the packed records.
+appends to a cell's plain ``requests.jsonl``, which would then hide its packed records.
 
 Why one solid xz archive rather than a ``.gz`` per file: a run sends each prompt once per
 cell and stores it again in ``items.jsonl``, and gzip's 32 KiB window sees none of those
@@ -42,12 +44,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from structbench.records import RECORDS_ARCHIVE
+from structbench.records import CELLS_DIR, RECORDS_ARCHIVE, RECORDS_FILE
 from structbench.scoring.judge import JUDGE_FILE
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-#: In this order in the archive: the items first, whose prompts the records then repeat.
-RAW_FILES = ("items.jsonl", JUDGE_FILE, "requests.jsonl")
+#: In this order in the archive: the items first, whose prompts the records then repeat, and
+#: then the cells' records (``cells/<id>/requests.jsonl``, sorted by cell id).
+RAW_FILES = ("items.jsonl", JUDGE_FILE, RECORDS_FILE)
 DERIVED_FILES = ("scores.jsonl", "report.html")
 DERIVED_DIRS = ("plots",)
 KEPT_JSON = ("manifest.json", "summary.json")
@@ -72,28 +75,39 @@ class Change:
     path: Path
 
 
-def archive_bytes(files: Sequence[Path]) -> bytes:
-    """A reproducible ``.tar.xz`` of ``files`` (flat, by name): same contents, same bytes."""
+def archive_bytes(files: Sequence[Path], root: Path) -> bytes:
+    """A reproducible ``.tar.xz`` of ``files``, named by their paths under ``root``.
+
+    Same contents, same bytes: no times, owners or modes of the files go in.
+    """
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for path in files:
             data = path.read_bytes()
-            info = tarfile.TarInfo(path.name)
+            info = tarfile.TarInfo(_member(path, root))
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
     return lzma.compress(buf.getvalue(), format=lzma.FORMAT_XZ, preset=9 | lzma.PRESET_EXTREME)
 
 
+def _member(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
 def archive_records(files: Sequence[Path], archive: Path) -> None:
     """Move ``files`` into ``archive``, deleting each only once it reads back identical.
+
+    Members are named by their paths relative to the archive's folder (``items.jsonl``,
+    ``cells/<id>/requests.jsonl``), where ``records.stored_path`` looks for them.
 
     Raises:
         RuntimeError: When a member does not read back to its file's bytes (nothing deleted).
     """
-    packed = archive_bytes(files)
+    root = archive.parent
+    packed = archive_bytes(files, root)
     with tarfile.open(fileobj=io.BytesIO(packed), mode="r:xz") as tar:
         for path in files:
-            member = tar.extractfile(path.name)
+            member = tar.extractfile(_member(path, root))
             if member is None or member.read() != path.read_bytes():
                 raise RuntimeError(f"{path}: archived bytes differ; left as it is")
     _write_atomic(archive, packed)
@@ -137,6 +151,7 @@ def run_status(run_dir: Path) -> str | None:
 def planned_changes(run_dir: Path, compact: bool) -> Iterator[Change]:
     """What packing ``run_dir`` changes, in a stable order (nothing once it is packed)."""
     yield from (Change("archive", run_dir / n) for n in RAW_FILES if (run_dir / n).is_file())
+    yield from (Change("archive", p) for p in sorted((run_dir / CELLS_DIR).glob(f"*/{RECORDS_FILE}")))
     yield from (Change("gzip", log) for log in sorted((run_dir / "engines").glob("**/*.log")))
     yield from (Change("drop", run_dir / n) for n in DERIVED_FILES if (run_dir / n).is_file())
     yield from (Change("drop", run_dir / n) for n in DERIVED_DIRS if (run_dir / n).is_dir())

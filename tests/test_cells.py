@@ -11,7 +11,7 @@ from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, Eng
 from structbench.ir import Branch, Gen, Message, Turn, WorkItem
 from structbench.load.arrivals import LoadPoint
 from structbench.progress import Progress
-from structbench.records import CallRecord
+from structbench.records import cell_records_path, read_records
 from structbench.runfolder import CELL_FILE, CellFile, EngineFacts
 
 PREFIX = "shared words " * 8
@@ -74,13 +74,12 @@ def _item(i: int) -> WorkItem:
 
 def test_counters_bracket_the_measured_calls_and_the_ideal_is_stored(tmp_path: Path) -> None:
     engine = CountingEngine()
-    sunk: list[CallRecord] = []
     point = LoadPoint("concurrency", 1)
     work = CellWork(Cell("counting.t.c1", "counting", "t", point), [_item(i) for i in range(3)])
 
     async def main() -> None:
         with Progress(enabled=False) as bar:
-            ctx = CellCtx(sunk.extend, bar, 0, 1, (), True, EngineFacts(name="counting"), block_size=4)
+            ctx = CellCtx(bar, 0, 1, (), True, EngineFacts(name="counting"), block_size=4)
             await run_cell(engine, work, tmp_path, ctx)
 
     asyncio.run(main())
@@ -93,7 +92,10 @@ def test_counters_bracket_the_measured_calls_and_the_ideal_is_stored(tmp_path: P
     assert cell.metrics_after["prefix_cache_query_tokens"] - cell.metrics_before[
         "prefix_cache_query_tokens"
     ] == (3 * words)
+    # The cell wrote its records into its own sub-folder, and nothing at the run level.
+    sunk = list(read_records(cell_records_path(tmp_path, "counting.t.c1")))
     assert len(sunk) == 4 and sum(r.warmup for r in sunk) == 1
+    assert not (tmp_path / "requests.jsonl").exists()
     # The ideal: item 0 was the warm-up (cache contents), so all three measured prompts reuse the
     # 16 shared words plus "question" (17 tokens), rounded down to blocks of 4: 16 each.
     assert cell.cache_block_size == 4 and cell.ideal is not None

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from structbench.records import cell_records_path, run_records
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "outlines", "sglang", "vllm", "datasets")
 
@@ -83,14 +85,18 @@ def test_run_end_to_end_on_embedded_engine(tmp_path: Path) -> None:
     for name in (
         "manifest.json",
         "items.jsonl",
-        "requests.jsonl",
         "summary.json",
         "report.md",
         "report.html",
     ):
         assert (run_dir / name).is_file(), name
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "complete"
-    records = [json.loads(ln) for ln in (run_dir / "requests.jsonl").read_text().splitlines()]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    # Each cell writes its own records into its sub-folder; the run writes none of them.
+    assert not (run_dir / "requests.jsonl").exists()
+    assert len(manifest["cells"]) == 2
+    assert all(cell_records_path(run_dir, c["cell_id"]).is_file() for c in manifest["cells"])
+    records = [json.loads(r.to_json()) for r in run_records(run_dir)]
     assert len(records) == 4 and all(r["error"] is None for r in records)
     scores = [json.loads(ln) for ln in (run_dir / "scores.jsonl").read_text().splitlines()]
     flat = [s for row in scores for s in row["scores"]]
@@ -118,7 +124,7 @@ def test_run_chat_fanout_and_judge_on_embedded_engine(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     (run_dir,) = (tmp_path / "res" / "chatfan").iterdir()
-    records = [json.loads(ln) for ln in (run_dir / "requests.jsonl").read_text().splitlines()]
+    records = [json.loads(r.to_json()) for r in run_records(run_dir)]
     chat = [r for r in records if r["task"] == "mtbench_mini"]
     fan = [r for r in records if r["task"] == "manual_qa"]
     assert sorted(r["turn"] for r in chat) == [0, 1]

@@ -13,13 +13,21 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from structbench.records import RECORDS_ARCHIVE, open_text, read_records, stored_path
+from structbench.records import (
+    RECORDS_ARCHIVE,
+    cell_records_path,
+    open_text,
+    record_cells,
+    run_records,
+    stored_path,
+)
 from structbench.resume import read_items
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,7 +108,7 @@ def test_machine_path_pattern() -> None:
 @pytest.mark.parametrize("run", _run_folders(), ids=lambda p: p.relative_to(RESULTS).as_posix())
 def test_committed_run_is_readable(run: Path) -> None:
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-    records = Counter(r.cell_id for r in read_records(run / "requests.jsonl"))
+    records = Counter(r.cell_id for r in run_records(run, [c["cell_id"] for c in manifest["cells"]]))
     for cell in manifest["cells"]:
         cell_file = json.loads((run / "cells" / cell["cell_id"] / "cell.json").read_text(encoding="utf-8"))
         assert records[cell["cell_id"]] == cell_file["n_records"], cell["cell_id"]
@@ -113,8 +121,8 @@ def test_committed_run_is_packed(run: Path) -> None:
     assert not list(pack.planned_changes(run, compact=True)), "run benchmarks/pack_results.py on it"
 
 
-def _lines(path: Path) -> list[str]:
-    with open_text(path) as fh:
+def _lines(path: Path, root: Path | None = None) -> list[str]:
+    with open_text(path, root) as fh:
         return fh.read().splitlines()
 
 
@@ -144,7 +152,11 @@ def test_plain_file_wins_over_packed_forms(tmp_path: Path) -> None:
     assert _lines(tmp_path / "x.jsonl") == ["gz"]
 
 
-def _fake_run(run: Path, status: str = "complete") -> None:
+RECORD = '{"cell_id": "e.t.c1"}'
+
+
+def _fake_run(run: Path, status: str = "complete", version: int = 2) -> None:
+    """A run folder as the runner leaves it; version 1 kept the records in one run-level file."""
     (run / "cells" / "e.t.c1").mkdir(parents=True)
     (run / "engines" / "e").mkdir(parents=True)
     (run / "plots").mkdir()
@@ -157,14 +169,16 @@ def _fake_run(run: Path, status: str = "complete") -> None:
     (run / "cells" / "e.t.c1" / "requests.csv").write_text("a\n", encoding="utf-8")
     (run / "engines" / "e" / "e-server.log").write_text("started\n", encoding="utf-8")
     (run / "items.jsonl").write_text('{"task": "t"}\n', encoding="utf-8")
-    (run / "requests.jsonl").write_text('{"cell_id": "e.t.c1"}\n' * 3, encoding="utf-8")
+    records = run / "requests.jsonl" if version == 1 else cell_records_path(run, "e.t.c1")
+    records.write_text(f"{RECORD}\n" * 3, encoding="utf-8")
     for name in ("scores.jsonl", "report.html", "report.md", "plots/cdf.png"):
         (run / name).write_text("derived\n", encoding="utf-8")
 
 
-def test_pack_run_packs_drops_and_keeps(tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_pack_run_packs_drops_and_keeps(tmp_path: Path, version: int) -> None:
     run = tmp_path / "run"
-    _fake_run(run)
+    _fake_run(run, version=version)
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     changes = pack.pack_run(run, pack.PackOptions(compact_json=True))
     assert Counter(c.action for c in changes) == {"archive": 2, "gzip": 1, "drop": 4, "compact": 3}
@@ -173,7 +187,12 @@ def test_pack_run_packs_drops_and_keeps(tmp_path: Path) -> None:
         "cells/e.t.c1/cell.json", "engines/e/e-server.log.gz", "manifest.json", RECORDS_ARCHIVE,
         "report.md", "summary.json",
     ]  # fmt: skip
-    assert _lines(run / "requests.jsonl") == ['{"cell_id": "e.t.c1"}'] * 3
+    # Archived by their paths in the run folder, where the readers look for them.
+    member = "requests.jsonl" if version == 1 else "cells/e.t.c1/requests.jsonl"
+    with tarfile.open(run / RECORDS_ARCHIVE, "r:xz") as tar:
+        assert tar.getnames() == ["items.jsonl", member]
+    assert _lines(run / member, run) == [RECORD] * 3
+    assert record_cells(run) == ([] if version == 1 else ["e.t.c1"])  # found in the archive
     assert _lines(run / "items.jsonl") == ['{"task": "t"}']
     assert json.loads((run / "summary.json").read_text(encoding="utf-8")) == summary
     assert gzip.decompress((run / "engines/e/e-server.log.gz").read_bytes()) == b"started\n"
@@ -195,12 +214,12 @@ def test_unfinished_runs_are_not_packed(tmp_path: Path, status: str) -> None:
     _fake_run(tmp_path / "run", status)
     with pytest.raises(ValueError, match="only complete runs"):
         pack.pack_run(tmp_path / "run", pack.PackOptions())
-    assert (tmp_path / "run" / "requests.jsonl").is_file()
+    assert cell_records_path(tmp_path / "run", "e.t.c1").is_file()
 
 
 def test_check_changes_nothing_and_reports(tmp_path: Path) -> None:
     _fake_run(tmp_path / "run")
     assert pack.main(["--check", "--all", "--root", str(tmp_path)]) == 1
-    assert (tmp_path / "run" / "requests.jsonl").is_file()
+    assert cell_records_path(tmp_path / "run", "e.t.c1").is_file()
     assert pack.main(["--all", "--root", str(tmp_path)]) == 0
     assert pack.main(["--check", "--all", "--root", str(tmp_path)]) == 0

@@ -12,7 +12,7 @@ import structbench.run as run_mod
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
 from structbench.engines.registry import EngineEnv
 from structbench.ir import Gen
-from structbench.records import read_records
+from structbench.records import cell_records_path, read_records, run_records
 from structbench.runfolder import CellFile, RunManifest
 from structbench.spec.engines import EngineSpec
 
@@ -110,7 +110,7 @@ def test_manifest_records_arms_pairs_and_model_facts(run_dir: Path) -> None:
 
 
 def test_warm_up_keeps_the_item_id_and_is_flagged(run_dir: Path) -> None:
-    recs = [r for r in read_records(run_dir / "requests.jsonl") if r.cell_id == "v.pick.c2"]
+    recs = [r for r in run_records(run_dir) if r.cell_id == "v.pick.c2"]
     warm = [r for r in recs if r.warmup]
     assert len(warm) == 1 and "~" not in warm[0].item_id
     assert warm[0].item_id in {r.item_id for r in recs if not r.warmup}
@@ -120,3 +120,15 @@ def test_warm_up_keeps_the_item_id_and_is_flagged(run_dir: Path) -> None:
     got = {c["cell_id"]: (c["completed"], c["warmup_calls"], c["cache_arm"]) for c in summary["cells"]}
     assert got == {"v.pick.c2": (3, 1, "on"), "v-nocache.pick.c2": (3, 1, "off")}
     assert "Prefix-cache benefit" in (run_dir / "report.md").read_text()
+
+
+def test_each_cell_writes_its_own_records_and_the_run_none(run_dir: Path) -> None:
+    assert not (run_dir / "requests.jsonl").exists()
+    m = RunManifest.read(run_dir)
+    for c in m.cells:
+        recs = list(read_records(cell_records_path(run_dir, c.cell_id)))
+        assert {r.cell_id for r in recs} == {c.cell_id}
+        assert len(recs) == CellFile.read(run_dir / "cells" / c.cell_id / "cell.json").n_records == 4
+    # The one reader yields them cell by cell, in the manifest's order.
+    cells = [r.cell_id for r in run_records(run_dir, [c.cell_id for c in m.cells])]
+    assert cells == ["v.pick.c2"] * 4 + ["v-nocache.pick.c2"] * 4

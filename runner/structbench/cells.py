@@ -1,17 +1,20 @@
 """One cell, start to end: flush, warm-up, counters, load, memory, ideal cache, cell file.
 
 A cell is one engine x task x load point (DESIGN.md "Cells"). :func:`run_cell` runs it on
-a started engine and writes ``cells/<id>/cell.json``. The one warm-up rule of the cache
-figures holds here: the prefix cache is flushed before the warm-ups, the server counters
-are read *after* them (so the counter deltas bracket exactly the calls the client rate
-counts), and the ideal hit rate treats warm-up calls as cache contents, never as counted
-calls (:func:`structbench.metrics.cache.cell_ideal`).
+a started engine and writes only into its own sub-folder ``cells/<id>/``: its call records,
+appended to ``requests.jsonl`` as they complete, then ``cell.json``. It shares no records
+with other cells, so that it could run anywhere (a Ray task later).
+
+The one warm-up rule of the cache figures holds here: the prefix cache is flushed before
+the warm-ups, the server counters are read *after* them (so the counter deltas bracket
+exactly the calls the client rate counts), and the ideal hit rate treats warm-up calls as
+cache contents, never as counted calls (:func:`structbench.metrics.cache.cell_ideal`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -23,7 +26,7 @@ from structbench.load.driver import DriveConfig, DriveResult, drive
 from structbench.memory import MemoryReport, MemorySampler
 from structbench.metrics.cache import IdealCache, PromptCounter, approximate_counter, cell_ideal
 from structbench.progress import Progress
-from structbench.records import CallRecord
+from structbench.records import CallRecord, RecordWriter, cell_records_path
 from structbench.runfolder import (
     CELL_FILE,
     CacheArm,
@@ -76,9 +79,8 @@ class CellWork:
 
 @dataclass(frozen=True, slots=True)
 class CellCtx:
-    """What every cell of one started engine shares."""
+    """What every cell of one started engine shares (no records: each cell writes its own)."""
 
-    sink: Callable[[list[CallRecord]], None]
     bar: Progress
     seed: int
     warmup: int
@@ -122,10 +124,25 @@ class _CellRun:
 
 
 async def run_cell(engine: Engine, cw: CellWork, run_dir: Path, ctx: CellCtx) -> DriveResult:
-    """Run one cell on a started engine and write its cell file; returns the driver's result."""
+    """Run one cell on a started engine and write its sub-folder; returns the driver's result.
+
+    The records are appended to the cell's ``requests.jsonl`` (a resumed cell's new attempt
+    follows its earlier ones), then its ``cell.json`` is written.
+    """
+    cell = cw.cell
+    path = cell_records_path(run_dir, cell.cell_id)
+    with RecordWriter(path) as writer:
+        res, ran = await _drive_cell(engine, cw, ctx, writer)
+    ran.ideal = await asyncio.to_thread(_ideal, engine, [*cw.previous, *ran.records], ctx.block_size)
+    _cell_file(cw, res, ran, ctx).write(path.parent / CELL_FILE)
+    return res
+
+
+async def _drive_cell(
+    engine: Engine, cw: CellWork, ctx: CellCtx, writer: RecordWriter
+) -> tuple[DriveResult, _CellRun]:
+    """Flush, warm up, read the counters, drive the cell's load and sample memory around it."""
     cell, items = cw.cell, cw.items
-    cell_dir = run_dir / "cells" / cell.cell_id
-    cell_dir.mkdir(parents=True, exist_ok=True)
     # The first items run again first as warm-up; the driver flags their records.
     warm = items[: ctx.warmup]
     ran = _CellRun(len(warm))
@@ -136,7 +153,7 @@ async def run_cell(engine: Engine, cw: CellWork, run_dir: Path, ctx: CellCtx) ->
         ran.metrics_before = await _metrics(engine)
 
     def sink(recs: list[CallRecord]) -> None:
-        ctx.sink(recs)  # to disk first: completed records are never lost
+        writer.write_all(recs)  # to disk first: completed records are never lost
         ran.records.extend(recs)
 
     tick = ctx.bar.add_cell(cell.cell_id, len(warm) + len(items))
@@ -152,9 +169,7 @@ async def run_cell(engine: Engine, cw: CellWork, run_dir: Path, ctx: CellCtx) ->
         res = await drive(engine, warm + items, cell.point, cfg, sink)
     ran.metrics_after = await _metrics(engine)
     ran.memory = mem.report
-    ran.ideal = await asyncio.to_thread(_ideal, engine, [*cw.previous, *ran.records], ctx.block_size)
-    _cell_file(cw, res, ran, ctx).write(cell_dir / CELL_FILE)
-    return res
+    return res, ran
 
 
 def prompt_counter(engine: Engine) -> PromptCounter:

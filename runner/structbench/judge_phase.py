@@ -6,9 +6,11 @@ the judge engine with :func:`structbench.load.driver.drive`, like any cell. Keep
 driving here keeps the scoring package free of the load and engine stages, so the report
 (which reads grades through scoring) never imports them.
 
-Each judged task is one closed-loop cell with id ``judge.<task>``. Its call records go
-to the run's ``judge.jsonl`` (not ``requests.jsonl``), so no benchmark cell counts them;
-the ``judge`` scorer reads the grades from them at scoring time.
+Each judged task is one closed-loop cell with id ``judge.<task>``. It reads the run's
+records through :func:`structbench.records.run_records` (every cell's, and a version 1
+folder's run-level file). Its own call records go to the run's ``judge.jsonl`` (not into
+a cell's ``requests.jsonl``), so no benchmark cell counts them; the ``judge`` scorer reads
+the grades from them at scoring time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from structbench.engines.base import Engine
 from structbench.ir import WorkItem, item_from_dict
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import DriveConfig, drive
-from structbench.records import CallRecord, RecordWriter, open_text, read_records
+from structbench.records import CallRecord, RecordWriter, open_text, run_records
 from structbench.scoring.judge import (
     GRADE_CONSTRAINT,
     JUDGE_FILE,
@@ -93,17 +95,30 @@ async def judge_records(
 
 
 async def run_judge_pass(
-    run_dir: Path, engine: Engine, tasks: Iterable[str], cfg: JudgeConfig = _DEFAULT
+    run_dir: Path,
+    engine: Engine,
+    tasks: Iterable[str],
+    cfg: JudgeConfig = _DEFAULT,
+    cell_order: Sequence[str] = (),
 ) -> list[JudgeScore]:
     """Judge a run folder's records of ``tasks``; the judge's records go to its ``judge.jsonl``.
 
-    Reads ``requests.jsonl`` and ``items.jsonl``; ``engine`` is started and closed by the
-    caller. This is what ``run_suite`` calls after the cells, with the suite's
-    ``judge_engine`` (or first engine) and the tasks that list ``judge``.
+    Reads the run's records (:func:`structbench.records.run_records`) and ``items.jsonl``;
+    ``engine`` is started and closed by the caller. This is what ``run_suite`` calls after
+    the cells, with the suite's ``judge_engine`` (or first engine) and the tasks that list
+    ``judge``.
+
+    Args:
+        run_dir: The run folder.
+        engine: The judge engine, started.
+        tasks: The tasks to judge.
+        cfg: Judge settings (its ``tasks`` are replaced by ``tasks``).
+        cell_order: The manifest's cell order, in which records are judged (others follow,
+            sorted by id).
     """
     with open_text(run_dir / "items.jsonl") as fh:
         items = [item_from_dict(json.loads(line)["item"]) for line in fh if line.strip()]
-    records = list(read_records(run_dir / "requests.jsonl"))
+    records = list(run_records(run_dir, cell_order))
     return await judge_records(
         records, items, engine, run_dir / JUDGE_FILE, replace(cfg, tasks=frozenset(tasks))
     )

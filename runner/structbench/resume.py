@@ -9,7 +9,10 @@ What is reused, and from where:
 - the work items come from the run's own ``items.jsonl`` (exactly what the run planned,
   whatever ``-n``/``--seed`` it was given), the seed from the manifest, the cells from
   the manifest's cell list;
-- ``requests.jsonl`` is kept as it is and appended to.
+- the records are kept as they are: a redone cell appends its new attempt to its own
+  ``cells/<id>/requests.jsonl`` (a torn last line is ended first, never deleted). A version
+  1 folder's run-level ``requests.jsonl`` is read but no longer appended to, so a resumed
+  one has both; :func:`structbench.records.run_records` reads both.
 
 A cell is redone when its ``cell.json`` is missing or its status is not ``complete``. Within
 it, only the items lacking a final, successful, non-warm-up record for some call are run
@@ -31,7 +34,7 @@ from structbench.errors import UserError
 from structbench.ir import WorkItem, item_from_dict
 from structbench.manifest import utc_stamp
 from structbench.metrics.calls import final_attempts
-from structbench.records import CallRecord, open_text, read_records, stored_path
+from structbench.records import CallRecord, open_text, run_records
 from structbench.run import RunKnobs, RunOutcome, finish_run, plan_cells, preflight
 from structbench.runfolder import CELL_FILE, CellFile, ResumedCell, ResumeEntry, RunManifest
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
@@ -62,7 +65,6 @@ def resume_run(run_dir: Path, progress: bool = True) -> RunOutcome:
     names = {w.cell.engine for w in plan.work}
     engines = [e for e in suite.spec.engines if e.name in names]
     preflight(engines)
-    _end_torn_line(run_dir / "requests.jsonl")
     for w in plan.work:
         _archive_cell_json(run_dir / "cells" / w.cell.cell_id, w.attempt)
     cells = {w.cell.cell_id: ResumedCell(attempt=w.attempt, items=len(w.items)) for w in plan.work}
@@ -80,8 +82,7 @@ def plan_resume(run_dir: Path, manifest: RunManifest, suite: LoadedSuite) -> Res
     missing = [c for c in recorded if c not in cells]
     if missing:
         raise UserError(f"{run_dir}: the suite no longer has the cells {', '.join(missing)}; cannot resume")
-    path = run_dir / "requests.jsonl"
-    records = list(read_records(path)) if stored_path(path).exists() else []
+    records = list(run_records(run_dir, recorded))
     work: list[CellWork] = []
     kept: list[str] = []
     for cell_id in recorded:
@@ -165,22 +166,6 @@ def _cell_status(path: Path) -> str | None:
         return CellFile.read(path).status
     except UserError:
         return None  # never written (the run stopped before the cell ended) or torn
-
-
-def _end_torn_line(path: Path) -> None:
-    """End a torn last line (a kill mid-write) so the next record starts on its own line.
-
-    The torn bytes stay (readers skip the line): resuming deletes nothing.
-    """
-    try:
-        with path.open("rb+") as fh:
-            if fh.seek(0, os.SEEK_END) == 0:
-                return
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-    except FileNotFoundError:
-        return
 
 
 def _archive_cell_json(cell_dir: Path, attempt: int) -> None:

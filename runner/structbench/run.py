@@ -1,6 +1,8 @@
 """run_suite(): YAML -> work items -> engines x cells -> records -> scores -> report.
 
-Read top to bottom, this is the whole pipeline (DESIGN.md "Data flow").
+Read top to bottom, this is the whole pipeline (DESIGN.md "Data flow"). Each cell writes
+its own records into its sub-folder (:func:`structbench.cells.run_cell`); the run writes
+only the manifest, ``items.jsonl``, the judge's records and the report.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from structbench.load.arrivals import load_points
 from structbench.manifest import RunIdentity, base_manifest, utc_stamp
 from structbench.memory import gpu_baseline
 from structbench.progress import Progress
-from structbench.records import RecordWriter
 from structbench.report.build import build_report
 from structbench.report.model_facts import served_model_facts
 from structbench.report.summary import RunSummary
@@ -118,15 +119,18 @@ def finish_run(
         log.save(log.manifest.with_status("failed", error=str(e)))
         raise
     if not interrupted:
-        asyncio.run(_judge(suite, run_dir, knobs.seed))
+        asyncio.run(_judge(suite, run_dir, knobs.seed, [c.cell_id for c in manifest.cells]))
     status: RunStatus = "interrupted" if interrupted else ("partial" if failed else "complete")
     log.save(log.manifest.with_status(status, failed=tuple(failed)))
     summary = build_report(run_dir)
     return RunOutcome(run_dir, summary, tuple(failed), interrupted)
 
 
-async def _judge(suite: LoadedSuite, run_dir: Path, seed: int) -> None:
-    """Grade the tasks that list ``judge`` with the suite's judge engine (default: its first engine)."""
+async def _judge(suite: LoadedSuite, run_dir: Path, seed: int, cell_order: Sequence[str]) -> None:
+    """Grade the tasks that list ``judge`` with the suite's judge engine (default: its first engine).
+
+    ``cell_order`` is the manifest's: the records are judged in the order the cells ran.
+    """
     tasks = judged_tasks({t.spec.name: t.spec.scorers for t in suite.tasks})
     if not tasks:
         return
@@ -135,7 +139,7 @@ async def _judge(suite: LoadedSuite, run_dir: Path, seed: int) -> None:
     engine = create_engine(spec, EngineEnv(workdir=run_dir / "engines" / f"judge-{name}", seed=seed))
     try:
         await engine.start()
-        await run_judge_pass(run_dir, engine, tasks)
+        await run_judge_pass(run_dir, engine, tasks, cell_order=cell_order)
     finally:
         await engine.close()
 
@@ -219,7 +223,7 @@ async def _run_engines(
     run_dir, seed = log.run_dir, knobs.seed
     _cancel_on_sigterm()
     failed: list[str] = []
-    with RecordWriter(run_dir / "requests.jsonl") as writer, Progress(enabled=knobs.progress) as bar:
+    with Progress(enabled=knobs.progress) as bar:
         for spec in engines:
             engine = create_engine(spec, EngineEnv(workdir=run_dir / "engines" / spec.name, seed=seed))
             try:
@@ -227,7 +231,6 @@ async def _run_engines(
                 facts = _started(info, spec)
                 log.save(log.manifest.with_engine(facts))
                 ctx = CellCtx(
-                    writer.write_all,
                     bar,
                     seed,
                     knobs.warmup,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from structbench.metrics.calls import final_attempts
-from structbench.records import read_records
+from structbench.records import run_records
 
 #: (cell, item, branch, turn) of a call.
 CallKey = tuple[str, str, int, int]
@@ -58,7 +58,7 @@ def openai_engine(url: str, name: str = "fake", **extra: object) -> dict[str, ob
 
 def ok_calls(run_dir: Path) -> set[CallKey]:
     """The calls whose last attempt succeeded (warm-up excluded)."""
-    recs = final_attempts(r for r in read_records(run_dir / "requests.jsonl") if not r.warmup)
+    recs = final_attempts(r for r in run_records(run_dir) if not r.warmup)
     return {(r.cell_id, r.item_id, r.branch, r.turn) for r in recs if r.ok}
 
 
@@ -109,3 +109,9 @@ def alive(pid: int) -> bool:
             return fh.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def record_files(run_dir: Path) -> dict[str, str]:
+    """The plain text of every cell's records file, by cell id."""
+    paths = sorted(run_dir.glob("cells/*/requests.jsonl"))
+    return {p.parent.name: p.read_text(encoding="utf-8") for p in paths}

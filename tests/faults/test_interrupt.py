@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_suites import alive, fake_vllm_python, manifest, ok_calls, write_suite
+from fault_suites import alive, fake_vllm_python, manifest, ok_calls, record_files, write_suite
 
 from structbench.resume import resume_run
 
@@ -45,9 +45,9 @@ def _wait_for_records(results: Path, n: int, proc: subprocess.Popen[str]) -> Pat
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        for path in results.glob("faults/*/requests.jsonl"):
+        for path in results.glob("faults/*/cells/*/requests.jsonl"):
             if len(path.read_text(encoding="utf-8").splitlines()) >= n:
-                return path.parent
+                return path.parents[2]
         time.sleep(0.05)
     raise AssertionError("no records in time")
 
@@ -66,7 +66,7 @@ def test_signal_leaves_consistent_folder_and_no_server(tmp_path: Path, sig: sign
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert manifest(run_dir)["status"] == "interrupted"
-    lines = (run_dir / "requests.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = [ln for text in record_files(run_dir).values() for ln in text.splitlines()]
     recs = [json.loads(line) for line in lines]  # every line whole: nothing torn
     ok = [r for r in recs if r["error"] is None]
     assert 2 <= len(ok) < N

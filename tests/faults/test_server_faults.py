@@ -13,7 +13,7 @@ from fake_openai import FakeServer
 from fault_suites import alive, cell_status, manifest, ok_calls, openai_engine, write_suite
 
 from structbench.cli import main
-from structbench.records import read_records
+from structbench.records import run_records
 
 HERE = Path(__file__).resolve().parent
 
@@ -48,7 +48,7 @@ def test_fault_becomes_error_records_and_exit_1(tmp_path: Path, kind: str, mode:
         rc, out, run_dir = _run_cli(suite, tmp_path / "results")
     assert rc == 1, out
     assert "cells with failures: bad.pick0.c1" in out
-    recs = list(read_records(run_dir / "requests.jsonl"))
+    recs = list(run_records(run_dir))
     bad_recs = [r for r in recs if r.engine == "bad"]
     assert len(bad_recs) == 2 and all(r.error and REASONS[mode] in r.error for r in bad_recs)
     if mode == "break":  # the reason still says what broke
@@ -79,7 +79,7 @@ def test_server_killed_mid_cell(tmp_path: Path) -> None:
             server.kill()
         server.wait()
     assert rc == 1, out
-    recs = list(read_records(run_dir / "requests.jsonl"))
+    recs = list(run_records(run_dir))
     assert [r.ok for r in recs] == [True, True, False, False]
     assert all(r.error for r in recs[2:])  # the cut stream, then refused connections
     assert cell_status(run_dir, "fake.pick0.c1") == "partial"

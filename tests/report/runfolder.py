@@ -1,8 +1,9 @@
 """A hand-made results folder, written the way the runner writes one (used by the report tests).
 
 ``version=2`` (the default) writes through :mod:`structbench.runfolder`, as the runner
-does now; ``version=1`` writes the loose dicts of version 1 folders, with warm-up items
-renamed ``<id>~warmup0``, as the committed runs under ``results/`` have them.
+does now, with each cell's records in ``cells/<id>/requests.jsonl``; ``version=1`` writes
+the loose dicts of version 1 folders, with warm-up items renamed ``<id>~warmup0`` and all
+records in one run-level ``requests.jsonl``, as the committed runs under ``results/`` have them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 from pathlib import Path
 
 from structbench.ir import Branch, Choice, Gen, JsonSchema, Regex, Turn, WorkItem, item_to_dict
-from structbench.records import CallRecord
+from structbench.records import CallRecord, cell_records_path
 from structbench.runfolder import CellFile, RunManifest
 
 SCHEMA = json.dumps(
@@ -199,8 +200,9 @@ def write_run(
     with (run / "items.jsonl").open("w") as fh:
         for it in _items():
             fh.write(json.dumps({"task": it.task, "item": item_to_dict(it)}) + "\n")
-    with (run / "requests.jsonl").open("w") as fh:
-        for r in records:
+    for r in records:
+        path = run / "requests.jsonl" if version == 1 else cell_records_path(run, r.cell_id)
+        with path.open("a") as fh:
             fh.write(r.to_json() + "\n")
     return run
 

@@ -15,6 +15,7 @@ from runfolder import write_run
 from structbench.errors import UserError
 from structbench.metrics import RunSummary
 from structbench.metrics.cell import SERVER_SOURCE
+from structbench.records import cell_records_path, run_records
 from structbench.report.build import build_report, summarize_run
 from structbench.report.terminal import render_terminal_table
 
@@ -38,7 +39,7 @@ def test_build_writes_everything(built: tuple[Path, RunSummary]) -> None:
     assert rows[0]["warmup"] == "1" and rows[1]["schema_valid"] == "1.0" and rows[1]["status"] == "ok"
     # One line of scores per measured call (warm-ups are not scored).
     assert len((run / "scores.jsonl").read_text().splitlines()) == sum(
-        1 for line in (run / "requests.jsonl").open() if '"warmup":true' not in line
+        1 for r in run_records(run) if not r.warmup
     )
 
 
@@ -127,12 +128,15 @@ def test_terminal_table(built: tuple[Path, RunSummary]) -> None:
     assert table.row_count == 10
 
 
-def test_partial_interrupted_run(make_run: Callable[..., Path]) -> None:
-    run = make_run(status="interrupted")
+@pytest.mark.parametrize("version", [1, 2])
+def test_partial_interrupted_run(make_run: Callable[..., Path], version: int) -> None:
+    run = make_run(status="interrupted", version=version)
     (run / "cells" / "sglang.math.c4" / "cell.json").unlink()
     (run / "items.jsonl").unlink()
-    lines = (run / "requests.jsonl").read_text().splitlines()
-    (run / "requests.jsonl").write_text("\n".join(lines[:-15]) + "\n" + lines[-15][:40])  # torn last line
+    # The last cell's records end in a torn line: the run-level file (version 1) or the cell's.
+    path = run / "requests.jsonl" if version == 1 else cell_records_path(run, "sglang.math.c4")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-3]) + "\n" + lines[-3][:40])
     summary = build_report(run)
     cells = {c.info.cell_id: c for c in summary.cells}
     math = cells["sglang.math.c4"]

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from structbench.records import cell_records_path
 from structbench.report.compare import compare_runs
 
 
@@ -31,14 +32,13 @@ def test_compare_two_runs(make_run: Callable[..., Path]) -> None:
 def test_compare_marks_missing_cells(make_run: Callable[..., Path]) -> None:
     first = make_run("a")
     second = make_run("b")
+    # Drop the sglang cells from run b's manifest and cell folders: they were never run.
     for cell in (second / "cells").iterdir():
         if cell.name.startswith("sglang."):
             (cell / "cell.json").unlink()
-    # Drop the sglang cells from run b's manifest and records: they were never run.
+            cell_records_path(second, cell.name).unlink()
     m = json.loads((second / "manifest.json").read_text())
     m["cells"] = [c for c in m["cells"] if c["engine"] != "sglang"]
     (second / "manifest.json").write_text(json.dumps(m))
-    lines = (second / "requests.jsonl").read_text().splitlines()
-    (second / "requests.jsonl").write_text("\n".join(x for x in lines if '"engine":"sglang"' not in x) + "\n")
     md = compare_runs([first, second])
     assert "| sglang | c4 | #2 | (missing) |" in md

@@ -14,7 +14,7 @@ import pytest
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
 from structbench.ir import Branch, ConstraintKind, Gen, Message, Turn, WorkItem, item_to_dict
 from structbench.judge_phase import judge_records, run_judge_pass
-from structbench.records import CallRecord, RecordWriter, read_records
+from structbench.records import CallRecord, RecordWriter, cell_records_path, read_records
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.judge import (
     GRADE_REGEX,
@@ -155,11 +155,14 @@ def test_judge_pass_grades_answered_turns(tmp_path: Path) -> None:
     assert all(r.t_scheduled is not None and not r.warmup for r in calls)
 
 
-def test_run_judge_pass_reads_the_run_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layout", ["cells", "version 1"])
+def test_run_judge_pass_reads_the_run_folder(tmp_path: Path, layout: str) -> None:
     with (tmp_path / "items.jsonl").open("w") as fh:
         fh.write(json.dumps({"task": "mt", "item": item_to_dict(ITEM)}) + "\n")
-    with RecordWriter(tmp_path / "requests.jsonl") as w:
-        w.write_all(RECORDS)
+    for r in RECORDS:  # each cell's own file, or (version 1 folders) one run-level file
+        path = cell_records_path(tmp_path, r.cell_id) if layout == "cells" else tmp_path / "requests.jsonl"
+        with RecordWriter(path) as w:
+            w.write(r)
     scores = asyncio.run(run_judge_pass(tmp_path, FakeJudge(reply="[[9]]"), ["mt"]))
     assert [(s.turn, s.grade) for s in scores] == [(0, 9), (1, 9)]
     assert len(read_judge(tmp_path / "judge.jsonl")) == 2

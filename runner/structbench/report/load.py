@@ -1,7 +1,9 @@
 """Read a results folder into the metrics' typed inputs; tolerant of runs that stopped part-way.
 
 The manifest and cell files are read through :mod:`structbench.runfolder` (which also
-migrates version 1 folders); this module only maps them onto ``metrics.inputs``.
+migrates version 1 folders), the call records through :func:`structbench.records.run_records`
+(each cell's ``cells/<id>/requests.jsonl``, and a version 1 folder's run-level file); this
+module only maps them onto ``metrics.inputs``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from structbench.errors import UserError
 from structbench.ir import Gen, item_from_dict
 from structbench.metrics import SLO, CellInfo, CellRuntime, EngineRow, RunInfo, SummaryOptions, TaskRow
 from structbench.metrics.cache import IdealCache
-from structbench.records import CallRecord, open_text, read_records, stored_path
+from structbench.records import CallRecord, open_text, run_records, stored_path
 from structbench.runfolder import CELL_FILE, CellEntry, CellFile, EngineFacts, IdealFacts, RunManifest
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.score_run import GenKey, RecordKey
@@ -160,8 +162,7 @@ def load_run(run_dir: Path) -> RunData:
     summary_opts, score_opts = _options(m)
     score_opts = replace(score_opts, judge_grades=_judge_grades(run_dir))
     info = _run_info(m, summary_opts)
-    req = run_dir / "requests.jsonl"
-    records = tuple(read_records(req)) if stored_path(req).exists() else ()
+    records = tuple(run_records(run_dir, [c.cell_id for c in m.cells]))
     cells = [_cell_info(c, info) for c in m.cells]
     cells += _unlisted_cells(records, m, info)
     runtimes = {c.cell_id: _runtime(run_dir / "cells" / c.cell_id / CELL_FILE) for c in cells}
