@@ -45,7 +45,7 @@ from crosscheck_plan import (
     n_prompts,
     plan_arms,
 )
-from crosscheck_report import crosscheck_doc, outcome_to_json, ratio_table, read_outcomes
+from crosscheck_report import crosscheck_doc, outcome_to_json, pack_raw, ratio_table, read_outcomes
 from crosscheck_results import (
     ArmMetrics,
     ArmOutcome,
@@ -54,7 +54,7 @@ from crosscheck_results import (
     parse_structbench,
     parse_vllm,
 )
-from crosscheck_server import cache_counters, flush, server_facts
+from crosscheck_server import cache_counters, flush, record_versions
 from crosscheck_workload import (
     ChatTokenizer,
     TokenCounter,
@@ -72,7 +72,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (one parser: every step takes the same options)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("step", choices=("plan", "prepare", "run", "report"))
+    p.add_argument("step", choices=("plan", "prepare", "run", "report", "pack"))
     p.add_argument("--workdir", default="/tmp/xcheck")
     p.add_argument("--model", required=True, help="served model name (= model path for both servers)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: --model)")
@@ -93,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sb-sglang-pythonpath", default=f"{ROOT / 'runner'}:/tmp/site-sglang")
     p.add_argument("--deadline-s", type=float, default=540.0, help="run: start no arm that would end later")
     p.add_argument("--flush-attempts", type=int, default=10, help="run: tries per flush, 0.5 s apart")
+    p.add_argument("--pack-to", default="crosscheck_raw.tgz", help="pack: the tar.gz to write")
     p.add_argument("--info", help="report: a JSON file merged into the document (e.g. server backends)")
     p.add_argument(
         "--words-as-tokens", action="store_true", help="prepare: no tokenizer, one word = one token (tests)"
@@ -243,7 +244,7 @@ def cmd_run(cfg: PlanConfig, args: argparse.Namespace) -> None:
     index = cfg.workdir / "arms.jsonl"
     done = {o.arm_id for o in read_outcomes(index) if o.returncode == 0 and o.metrics is not None}
     walls = {(o.path, o.client, o.concurrency): o.wall_s for o in read_outcomes(index) if o.returncode == 0}
-    record_versions(cfg)
+    record_versions(cfg.workdir / "servers.json", cfg.python, cfg.targets)
     t_start = time.monotonic()
     todo = [a for a in plan_arms(cfg) if a.arm_id not in done]
     for i, arm in enumerate(todo):
@@ -259,32 +260,6 @@ def cmd_run(cfg: PlanConfig, args: argparse.Namespace) -> None:
             walls[(o.path, o.client, o.concurrency)] = o.wall_s
         _print_outcome(o)
     print("all arms done", flush=True)
-
-
-def _client_version(python: str, pythonpath: str, package: str) -> str | None:
-    code = f"import importlib.metadata as m; print(m.version({package!r}))"
-    env = {**os.environ, "PYTHONPATH": pythonpath}
-    r = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=60)
-    return (r.stdout.strip() or None) if r.returncode == 0 else None
-
-
-def record_versions(cfg: PlanConfig) -> None:
-    """Server facts and client versions, once per path, into ``servers.json``."""
-    path = cfg.workdir / "servers.json"
-    doc: dict[str, object] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    for t in cfg.targets:
-        if t.path in doc:
-            continue
-        package = ENGINE_OF[t.path]
-        doc[t.path] = {
-            "url": t.url,
-            "server": server_facts(package, t.url),
-            "reference_client": {package: _client_version(cfg.python, t.ref_pythonpath, package)},
-            "structbench_pythonpath": t.sb_pythonpath,
-            "reference_pythonpath": t.ref_pythonpath,
-        }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
 
 
 def cmd_report(cfg: PlanConfig, args: argparse.Namespace) -> None:
@@ -326,11 +301,18 @@ def _workload_meta(cfg: PlanConfig, w: Workload | None, args: argparse.Namespace
     return meta
 
 
+def cmd_pack(cfg: PlanConfig, args: argparse.Namespace) -> None:
+    """Per-request timing data of every arm, texts left out, in one tar.gz."""
+    out = pack_raw(cfg.workdir, Path(args.pack_to))
+    print(f"packed {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Dispatch one step."""
     args = parse_args(argv)
     cfg = config(args)
-    {"plan": cmd_plan, "prepare": cmd_prepare, "run": cmd_run, "report": cmd_report}[args.step](cfg, args)
+    steps = {"plan": cmd_plan, "prepare": cmd_prepare, "run": cmd_run, "report": cmd_report, "pack": cmd_pack}
+    steps[args.step](cfg, args)
 
 
 if __name__ == "__main__":

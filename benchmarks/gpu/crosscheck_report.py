@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -132,3 +135,44 @@ def ratio_table(entries: Sequence[Entry]) -> str:
             f"{_fmt(e.reference, digits)} | {ratio} | {verdict} | {', '.join(bad) or 'ok'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+#: Per-request fields left out of the packed raw data: texts (large, and not timing data).
+_TEXT_KEYS = ("generated_texts", "text", "prompt")
+
+
+def _strip_texts(raw: bytes, lines: bool) -> bytes:
+    """A JSON document (``lines`` False) or a JSONL stream without its text fields."""
+    text = raw.decode("utf-8")
+    docs = [json.loads(ln) for ln in text.splitlines() if ln.strip()] if lines else [json.loads(text)]
+    out = [
+        json.dumps({k: v for k, v in d.items() if k not in _TEXT_KEYS}, separators=(",", ":")) for d in docs
+    ]
+    return ("\n".join(out) + "\n").encode()
+
+
+def _compact(path: Path) -> bytes:
+    """A file's bytes as packed: texts dropped from results and records, logs cut to the tail."""
+    if path.name == "log.txt":
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-80:]).encode()
+    if path.name == "records.jsonl.gz":
+        with gzip.open(path) as fh:
+            return _strip_texts(fh.read(), lines=True)
+    if path.suffix in (".json", ".jsonl") and path.parent.parent.name == "arms":
+        return _strip_texts(path.read_bytes(), lines=path.suffix == ".jsonl")
+    return path.read_bytes()
+
+
+def pack_raw(workdir: Path, out: Path) -> Path:
+    """Every arm's per-request timing data, gzipped in one tar (what ``$OUT`` carries back)."""
+    names = ["arms.jsonl", "servers.json", "crosscheck.json", "workload/workload.json"]
+    files = [workdir / n for n in names if (workdir / n).exists()]
+    files += sorted(p for p in (workdir / "arms").glob("*/*") if p.is_file())
+    with tarfile.open(out, "w:gz") as tar:
+        for f in files:
+            data = _compact(f)
+            name = str(f.relative_to(workdir))
+            info = tarfile.TarInfo(name[: -len(".gz")] if name.endswith(".jsonl.gz") else name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out

@@ -16,10 +16,16 @@ None of this is timed, so it uses the standard library only.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from crosscheck_plan import ENGINE_OF, Target
 
 #: (hits, queries) counter names per engine, summed over label sets.
 CACHE_COUNTERS: dict[str, tuple[str, str]] = {
@@ -123,3 +129,28 @@ def server_facts(engine: str, url: str) -> dict[str, object]:
     except ValueError:
         return {}
     return {k: info.get(k) for k in SGLANG_INFO_KEYS if k in info}
+
+
+def _client_version(python: str, pythonpath: str, package: str) -> str | None:
+    code = f"import importlib.metadata as m; print(m.version({package!r}))"
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    r = subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=False, timeout=60)
+    return (r.stdout.strip() or None) if r.returncode == 0 else None
+
+
+def record_versions(path: Path, python: str, targets: Sequence[Target]) -> None:
+    """Server facts and client versions, once per path, into ``path`` (``servers.json``)."""
+    doc: dict[str, object] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    for t in targets:
+        if t.path in doc:
+            continue
+        package = ENGINE_OF[t.path]
+        doc[t.path] = {
+            "url": t.url,
+            "server": server_facts(package, t.url),
+            "reference_client": {package: _client_version(python, t.ref_pythonpath, package)},
+            "structbench_pythonpath": t.sb_pythonpath,
+            "reference_pythonpath": t.ref_pythonpath,
+        }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
