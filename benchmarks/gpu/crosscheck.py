@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -194,13 +195,19 @@ def _delta(
     return after[0] - before[0], after[1] - before[1]
 
 
+def _children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # waited-for children: the finished arms
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 10) -> ArmOutcome:
     """Flush, run one arm's process, read its result; never raises for the arm's failures."""
     t = next(t for t in cfg.targets if t.path == arm.path)
     arm.outdir.mkdir(parents=True, exist_ok=True)
+    arm.result.unlink(missing_ok=True)  # a rerun must not read an earlier attempt's result
     flushed = flush(arm.engine, t.url, attempts=flush_attempts)
     before = cache_counters(arm.engine, t.url)
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), _children_cpu_s()
     error = None
     with (arm.outdir / "log.txt").open("w", encoding="utf-8") as log:
         try:
@@ -210,7 +217,7 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
             ).returncode  # fmt: skip
         except subprocess.TimeoutExpired:
             rc, error = 124, f"timed out after {timeout_s:.0f} s"
-    wall = time.monotonic() - t0
+    wall, cpu = time.monotonic() - t0, _children_cpu_s() - cpu0
     after = cache_counters(arm.engine, t.url)
     try:
         metrics = _metrics(arm)
@@ -220,7 +227,7 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
         error = f"no result (exit {rc}); see {arm.outdir / 'log.txt'}"
     return ArmOutcome(
         arm.arm_id, arm.path, arm.engine, arm.client, arm.concurrency, arm.round, arm.n_prompts,
-        arm.command(), rc, wall, flushed, metrics, error, _delta(before, after),
+        arm.command(), rc, wall, flushed, metrics, error, _delta(before, after), cpu,
     )  # fmt: skip
 
 
@@ -236,7 +243,10 @@ def _print_outcome(o: ArmOutcome) -> None:
         tput, ttft, tpot = m.output_throughput or 0, m.mean_ttft_ms or 0, m.mean_tpot_ms or 0
         figs = f"{tput:,.0f} tok/s, ttft {ttft:.1f} ms, tpot {tpot:.2f} ms"
     note = "" if o.error is None else f"  ERROR {o.error}"
-    print(f"[{o.arm_id}] {o.wall_s:.1f} s, rc {o.returncode}, flushed {o.flushed}: {figs}{note}", flush=True)
+    cpu = "?" if o.client_cpu_s is None else f"{o.client_cpu_s:.1f}"
+    print(
+        f"[{o.arm_id}] {o.wall_s:.1f} s (cpu {cpu} s), rc {o.returncode}, flushed {o.flushed}: {figs}{note}"
+    )
 
 
 def cmd_run(cfg: PlanConfig, args: argparse.Namespace) -> None:

@@ -95,6 +95,7 @@ def _arm_row(o: ArmOutcome) -> dict[str, object]:
         "wall_s": round(o.wall_s, 2),
         "flushed": o.flushed,
         "server_prefix_hit_rate": hits,
+        "client_cpu_s": None if o.client_cpu_s is None else round(o.client_cpu_s, 2),
         "error": o.error,
     }
 

@@ -196,6 +196,9 @@ class ArmOutcome:
     error: str | None = None
     #: Server prefix-cache counter deltas over the arm, engine-neutral (hits, queries).
     server_cache: tuple[float, float] | None = None
+    #: User + system CPU seconds of the arm's whole process (imports and tokenizer included):
+    #: a client that saturates its core delays its own timestamps.
+    client_cpu_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
