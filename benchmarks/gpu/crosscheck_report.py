@@ -23,9 +23,10 @@ DEFINITIONS: dict[str, str] = {
     "e2e_end": "vllm bench chat: last chunk before [DONE] (usage); sglang.bench_serving: the [DONE] "
     "line; structbench: body read to its end, after [DONE]",
     "tpot": "(E2E - TTFT) / (output tokens - 1), mean over requests, in all three",
-    "itl": "vllm bench: one gap per chunk with choices, the role-to-first-content gap included; "
-    "sglang.bench_serving /generate: a k-token chunk's gap split into k; structbench: one gap per "
-    "chunk with text (not held to the target)",
+    "itl": "vllm bench: one gap per chunk with choices, the role-to-first-content gap and the final "
+    "(finish_reason, no text) chunk included; sglang.bench_serving /generate: a k-token chunk's gap "
+    "split into k, chat: one gap per chunk with text; structbench: one gap per chunk with text "
+    "(not held to the target)",
     "rate_mode": "not used here (closed loop, request rate inf); vLLM 0.26 sleeps a sampled gap "
     "before its first send, SGLang 0.5.17 sends the first at once, structbench sends at 0",
 }
