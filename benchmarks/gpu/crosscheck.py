@@ -93,6 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sb-pythonpath", default=f"{ROOT / 'runner'}:/tmp/site-sbdeps")
     p.add_argument("--sb-sglang-pythonpath", default=f"{ROOT / 'runner'}:/tmp/site-sglang")
     p.add_argument("--deadline-s", type=float, default=540.0, help="run: start no arm that would end later")
+    p.add_argument("--dry-run", action="store_true", help="print every command (the plan step) and stop")
     p.add_argument("--flush-attempts", type=int, default=10, help="run: tries per flush, 0.5 s apart")
     p.add_argument("--pack-to", default="crosscheck_raw.tgz", help="pack: the tar.gz to write")
     p.add_argument("--info", help="report: a JSON file merged into the document (e.g. server backends)")
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     cfg = config(args)
     steps = {"plan": cmd_plan, "prepare": cmd_prepare, "run": cmd_run, "report": cmd_report, "pack": cmd_pack}
-    steps[args.step](cfg, args)
+    steps["plan" if args.dry_run else args.step](cfg, args)
 
 
 if __name__ == "__main__":
