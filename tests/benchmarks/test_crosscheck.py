@@ -1,0 +1,375 @@
+"""The pure parts of the GPU cross-check (benchmarks/gpu/crosscheck*.py), on CPU.
+
+The workload export is checked against the loaders of the reference clients as they read
+it (vLLM 0.26.0 ``CustomDataset``: a ``prompt`` column; SGLang 0.5.17 ``sample_custom_requests``:
+``conversations[0]["value"]``), the plan against the flags the issue requires, and the
+result parsers against real result files committed under ``results/h200/``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
+
+from crosscheck_plan import PlanConfig, Target, n_prompts, plan_arms  # noqa: E402
+from crosscheck_report import (  # noqa: E402
+    crosscheck_doc,
+    outcome_from_json,
+    outcome_to_json,
+    pack_raw,
+    ratio_table,
+)
+from crosscheck_results import (  # noqa: E402
+    ArmMetrics,
+    ArmOutcome,
+    Timing,
+    build_entries,
+    parse_sglang,
+    parse_vllm,
+    refdef_metrics,
+    steady_mean_ms,
+)
+from crosscheck_server import Reply, flush_ok, parse_counters  # noqa: E402
+from crosscheck_workload import (  # noqa: E402
+    Workload,
+    build_workload,
+    export_sglang_custom,
+    export_vllm_custom,
+    load_workload,
+    make_prompts,
+    render_user,
+    save_workload,
+    template_stop,
+)
+
+
+class ChatML:
+    """A stand-in tokenizer with a ChatML template and a default system prompt (like Qwen's)."""
+
+    def apply_chat_template(self, conversation: list[dict[str, str]], **kw: object) -> object:
+        msgs = conversation
+        if msgs[0]["role"] != "system":
+            msgs = [{"role": "system", "content": "You are helpful."}, *msgs]
+        text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in msgs)
+        return text + ("<|im_start|>assistant\n" if kw.get("add_generation_prompt") else "")
+
+
+def long_words_count(text: str) -> int:
+    """A fake tokenizer: words of more than six letters are two tokens."""
+    return sum(2 if len(w) > 6 else 1 for w in text.split())
+
+
+# -- workload ---------------------------------------------------------------------------------
+
+
+def test_prompts_are_distinct_seeded_and_near_the_target() -> None:
+    a = make_prompts(50, 40, seed=3, count=long_words_count)
+    assert a == make_prompts(50, 40, seed=3, count=long_words_count)
+    assert a != make_prompts(50, 40, seed=4, count=long_words_count)
+    assert len(set(a)) == 50
+    assert all(38 <= long_words_count(p) <= 40 for p in a)
+    # No shared prefix: the first eight words (well over one 16-token block) differ pairwise.
+    heads = [tuple(p.split()[:8]) for p in a]
+    assert len(set(heads)) == len(heads)
+
+
+def test_rendered_prompts_and_stop_follow_the_template() -> None:
+    tok = ChatML()
+    w = build_workload(4, 20, 256, 0, tok, long_words_count)
+    assert w.stop == ("<|im_end|>",)
+    assert w.rendered[0] == render_user(tok, w.prompts[0])
+    assert w.rendered[0].startswith("<|im_start|>system\n") and w.rendered[0].endswith("assistant\n")
+    assert w.rendered_tokens is not None and w.prompt_tokens is not None
+    assert all(r > p for r, p in zip(w.rendered_tokens, w.prompt_tokens, strict=True))
+
+
+def test_template_stop_is_empty_without_an_end_marker() -> None:
+    class Plain:
+        def apply_chat_template(self, conversation: list[dict[str, str]], **kw: object) -> object:
+            return "".join(f"{m['role']}: {m['content']}" for m in conversation)
+
+    assert template_stop(Plain()) == ()
+
+
+def test_exports_read_as_the_reference_loaders_read_them(tmp_path: Path) -> None:
+    w = build_workload(3, 10, 128, 1, ChatML(), long_words_count)
+    vrows = [json.loads(x) for x in export_vllm_custom(w, tmp_path / "v.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in vrows] == list(w.prompts)
+    assert {r["output_tokens"] for r in vrows} == {128}
+    srows = [
+        json.loads(x) for x in export_sglang_custom(w.rendered, tmp_path / "s.jsonl").read_text().splitlines()
+    ]
+    # sample_custom_requests keeps conversations of >= 2 turns and sends turn 0's value as is.
+    assert all(len(r["conversations"]) >= 2 for r in srows)
+    assert [r["conversations"][0]["value"] for r in srows] == list(w.rendered)
+
+
+def test_workload_round_trip_and_head(tmp_path: Path) -> None:
+    w = build_workload(5, 12, 64, 2, ChatML(), long_words_count)
+    back = load_workload(save_workload(w, tmp_path / "w.json"))
+    assert back == w
+    h = back.head(2)
+    assert h.prompts == w.prompts[:2] and h.rendered_tokens == (w.rendered_tokens or ())[:2]
+    with pytest.raises(ValueError):
+        w.head(6)
+    bare = build_workload(2, 5, 8, 0, None, None)
+    assert bare.rendered == () and bare.prompt_tokens is None and len(bare.prompts[0].split()) == 5
+
+
+# -- plan -------------------------------------------------------------------------------------
+
+
+def _cfg(tmp_path: Path, **kw: object) -> PlanConfig:
+    targets = tuple(
+        Target(p, u, "/m", "/m", "/ref", "/sb")  # type: ignore[arg-type]
+        for p, u in (
+            ("vllm-chat", "http://v"),
+            ("sglang-generate", "http://s"),
+            ("sglang-oai-chat", "http://s"),
+        )
+    )
+    return PlanConfig(targets=targets, workdir=tmp_path, **kw)  # type: ignore[arg-type]
+
+
+def test_plan_alternates_arms_over_rounds(tmp_path: Path) -> None:
+    arms = plan_arms(_cfg(tmp_path))
+    assert len(arms) == 2 * 3 * 3 * 2
+    assert len({a.arm_id for a in arms}) == len(arms)
+    for a, b in zip(arms[::2], arms[1::2], strict=True):
+        assert (a.path, a.concurrency, a.round) == (b.path, b.concurrency, b.round)
+        first = "reference" if a.round % 2 == 0 else "structbench"
+        assert a.client == first and b.client != first
+    assert [a.round for a in arms] == sorted(a.round for a in arms)  # rounds outermost
+
+
+def test_prompt_counts(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    assert [n_prompts(cfg, c) for c in (1, 16, 64, 256, 512)] == [64, 64, 256, 1024, 1024]
+    assert n_prompts(_cfg(tmp_path, max_prompts=100), 256) == 256  # never fewer than one per worker
+
+
+def test_reference_commands_carry_the_workload_flags(tmp_path: Path) -> None:
+    arms = {(a.path, a.client, a.concurrency, a.round): a for a in plan_arms(_cfg(tmp_path))}
+    v = arms[("vllm-chat", "reference", 64, 0)].argv
+    for flag in (
+        "--skip-chat-template",
+        "--disable-shuffle",
+        "--no-oversample",
+        "--ignore-eos",
+        "--save-detailed",
+    ):
+        assert flag in v
+    assert v[v.index("--backend") + 1] == "openai-chat" and v[v.index("--temperature") + 1] == "0"
+    assert v[v.index("--num-prompts") + 1] == "256" and v[v.index("--max-concurrency") + 1] == "64"
+    assert v[v.index("--dataset-path") + 1].endswith("vllm-chat-n256.jsonl")
+    g = arms[("sglang-generate", "reference", 16, 1)].argv
+    o = arms[("sglang-oai-chat", "reference", 16, 1)].argv
+    assert g[g.index("--backend") + 1] == "sglang" and o[o.index("--backend") + 1] == "sglang-oai-chat"
+    for argv in (g, o):
+        assert argv[argv.index("--warmup-requests") + 1] == "0"
+        assert argv[argv.index("--sharegpt-output-len") + 1] == "256"
+        assert "--disable-ignore-eos" not in argv and "--flush-cache" in argv
+    assert "--extra-request-body" not in g
+    assert json.loads(o[o.index("--extra-request-body") + 1]) == {"stream_options": {"include_usage": True}}
+    sb = arms[("sglang-generate", "structbench", 16, 1)]
+    assert sb.env == (("PYTHONPATH", "/sb"),) and sb.command().startswith("PYTHONPATH=/sb ")
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+def test_refdef_metrics() -> None:
+    ts = [Timing(0.0, 0.1, 1.1, 11), Timing(0.5, 0.7, 2.0, 11), Timing(1.0, 1.1, 1.1, 1)]
+    m = refdef_metrics(ts)
+    assert m["output_throughput"] == pytest.approx(23 / 2.0)
+    assert m["mean_ttft_ms"] == pytest.approx((100 + 200 + 100) / 3)
+    assert m["mean_tpot_ms"] == pytest.approx((100 + 130) / 2)  # single-token calls have no TPOT
+    assert refdef_metrics([])["mean_ttft_ms"] is None
+
+
+def test_steady_ttft_skips_the_first_wave() -> None:
+    assert steady_mean_ms([0.5, 0.5, 0.01, 0.03], 2) == pytest.approx(20.0)
+    assert steady_mean_ms([0.5], 2) is None and steady_mean_ms(None, 0) is None
+
+
+def test_parsers_read_the_committed_reference_results() -> None:
+    v = parse_vllm(ROOT / "results/h200/vllm_bench_serve.json")  # vllm bench serve 0.26.0
+    assert v.completed == 400 and v.failed == 0
+    assert v.output_throughput == pytest.approx(6391.13, rel=1e-4) and v.mean_tpot_ms == pytest.approx(
+        7.317, rel=1e-3
+    )
+    s = parse_sglang(ROOT / "results/h200/sglang_bench_serving.jsonl")  # sglang.bench_serving 0.5.17
+    assert s.completed > 0 and s.mean_ttft_ms is not None and s.output_throughput is not None
+
+
+def _metrics(
+    tput: float, ttft: float, n: int = 4, out: int = 8, lens: tuple[int, ...] = (10, 11, 12, 13)
+) -> ArmMetrics:
+    return ArmMetrics(tput, ttft, 2.0, 2.0, ttft, n, 0, 1.0, lens, (out,) * n, (("mean_ttft_ms", ttft),))
+
+
+def _outcome(client: str, rnd: int, m: ArmMetrics, path: str = "vllm-chat") -> ArmOutcome:
+    arm_id = f"r{rnd}-c4-{path}-{client}"
+    return ArmOutcome(
+        arm_id, path, "vllm", client, 4, rnd, 4, f"cmd {arm_id}", 0, 3.0, True, m, None, (8.0, 100.0)
+    )
+
+
+def _workload() -> Workload:
+    return Workload(("a", "b", "c", "d"), ("A", "B", "C", "D"), (5, 6, 7, 8), (10, 11, 12, 13), 8)
+
+
+def test_entries_average_rounds_and_gate_the_three_metrics() -> None:
+    outs = [
+        _outcome("reference", 0, _metrics(100.0, 10.0)),
+        _outcome("structbench", 0, _metrics(99.0, 10.0)),
+        _outcome("structbench", 1, _metrics(101.0, 11.0)),
+        _outcome("reference", 1, _metrics(100.0, 10.0)),
+    ]
+    entries = {e.metric: e for e in build_entries(outs, 8, _workload())}
+    tput, ttft = entries["output_throughput"], entries["mean_ttft_ms"]
+    assert tput.ratio == pytest.approx(1.0) and tput.within_target is True
+    assert ttft.ratio == pytest.approx(1.05) and ttft.within_target is False
+    assert ttft.per_round == ((0, 10.0, 10.0), (1, 11.0, 10.0)) and ttft.structbench_refdef == pytest.approx(
+        10.5
+    )
+    assert entries["mean_itl_ms"].gated is False and entries["mean_itl_ms"].within_target is None
+    assert all(dict(tput.checks).values()) and len(tput.commands) == 4
+
+
+def test_checks_catch_a_workload_that_differs() -> None:
+    outs = [
+        _outcome("reference", 0, _metrics(100.0, 10.0, out=7)),  # stopped short of the fixed length
+        _outcome("structbench", 0, _metrics(100.0, 10.0, lens=(10, 11, 12, 99))),  # another prompt
+    ]
+    checks = dict(build_entries(outs, 8, _workload())[0].checks)
+    assert checks["output_len_exact"] is False and checks["prompt_lens_match"] is False
+    only_one = dict(build_entries(outs[:1], 8, _workload())[0].checks)
+    assert only_one["all_arms_ran"] is False
+
+
+def test_sglang_chat_reference_counts_the_raw_text() -> None:
+    raw = _metrics(100.0, 10.0, lens=(8, 7, 6, 5))  # SGLang's client counts the untemplated prompt
+    outs = [
+        _outcome("reference", 0, raw, "sglang-oai-chat"),
+        _outcome("structbench", 0, _metrics(100.0, 10.0), "sglang-oai-chat"),
+    ]
+    assert dict(build_entries(outs, 8, _workload())[0].checks)["prompt_lens_match"] is True
+
+
+def test_outcome_json_round_trip_and_document_shape() -> None:
+    o = _outcome("structbench", 0, _metrics(99.0, 10.0))
+    assert outcome_from_json(outcome_to_json(o)) == o
+    outs = [o, _outcome("reference", 0, _metrics(100.0, 10.0))]
+    entries = build_entries(outs, 8, _workload())
+    doc = json.loads(json.dumps(crosscheck_doc(entries, outs, {"servers": {}})))
+    assert doc["target"] == [0.97, 1.03] and doc["all_within_target"] is True
+    e = doc["entries"][0]
+    for key in (
+        "engine",
+        "path",
+        "concurrency",
+        "metric",
+        "structbench",
+        "reference",
+        "ratio",
+        "commands",
+        "checks",
+    ):
+        assert key in e
+    assert {a["arm"] for a in doc["arms"]} == {o.arm_id for o in outs}
+    assert doc["arms"][0]["server_prefix_hit_rate"] == pytest.approx(0.08)
+    assert "| vllm-chat | 4 | output_throughput |" in ratio_table(entries)
+
+
+# -- server control and packing ----------------------------------------------------------------
+
+
+def test_vllm_flush_reads_success_from_the_body() -> None:
+    assert flush_ok("vllm", Reply(200, '{"success": true}')) is True
+    assert flush_ok("vllm", Reply(200, '{"success": false}')) is False  # blocks still held
+    assert flush_ok("sglang", Reply(200, "Cache flushed.")) and not flush_ok("sglang", Reply(400, "busy"))
+
+
+def test_parse_counters_sums_label_sets() -> None:
+    text = (
+        "# HELP x\n"
+        'vllm:prefix_cache_hits_total{model_name="a b}"} 3\n'
+        'vllm:prefix_cache_hits_total{m="c"} 4\n'
+        "bad\nnan_metric NaN\n"
+    )
+    got = parse_counters(text)
+    assert (
+        got["vllm:prefix_cache_hits_total"] == 7.0
+        and "nan_metric" not in got
+        and not math.isnan(sum(got.values()))
+    )
+
+
+def test_pack_leaves_texts_out(tmp_path: Path) -> None:
+    arm = tmp_path / "arms" / "r0-c4-vllm-chat-structbench"
+    arm.mkdir(parents=True)
+    with gzip.open(arm / "records.jsonl.gz", "wt") as fh:
+        fh.write(json.dumps({"t_sent": 1.0, "text": "secret", "prompt": []}) + "\n")
+    (arm / "result.json").write_text(
+        json.dumps({"output_throughput": 1.0, "generated_texts": ["x"]}, indent=1)
+    )
+    with tarfile.open(pack_raw(tmp_path, tmp_path / "raw.tgz")) as tar:
+        names = tar.getnames()
+        rec = json.load(io.BytesIO(tar.extractfile("arms/r0-c4-vllm-chat-structbench/records.jsonl").read()))  # type: ignore[union-attr]
+        res = json.load(io.BytesIO(tar.extractfile("arms/r0-c4-vllm-chat-structbench/result.json").read()))  # type: ignore[union-attr]
+    assert rec == {"t_sent": 1.0} and res == {"output_throughput": 1.0}
+    assert len(names) == 2
+
+
+# -- structbench's arm --------------------------------------------------------------------------
+
+
+def test_structbench_metrics_agree_with_the_reference_formulas() -> None:
+    from crosscheck_results import METRICS
+    from crosscheck_sbarm import summary, work_items
+
+    from structbench.records import CallRecord
+
+    items = work_items(("first prompt", "second prompt"), 256)
+    assert [len(i.branches[0].turns) for i in items] == [1, 1] and items[0].prefix == ()
+    assert (
+        items[0].branches[0].turns[0].gen.max_tokens == 256
+        and items[1].branches[0].turns[0].user == "second prompt"
+    )
+    recs = [
+        CallRecord(
+            "c",
+            "sb",
+            "crosscheck",
+            f"crosscheck/{i}",
+            0,
+            0,
+            "out",
+            "none",
+            t_sent=0.1 * i,
+            t_first_token=0.1 * i + 0.02 * (i + 1),
+            t_done=0.1 * i + 1.0 + 0.01 * i,
+            token_times=tuple(0.1 * i + 0.1 * k for k in range(1, 10)),
+            prompt_tokens=10,
+            completion_tokens=11,
+        )
+        for i in range(5)
+    ]
+    doc = summary(recs, "c", "sb", 0.0, first_wave=2)
+    refdef = doc["refdef"]
+    assert isinstance(refdef, dict)
+    for metric in METRICS:
+        assert doc[metric] == pytest.approx(refdef[metric])
+    assert doc["mean_ttft_steady_ms"] == pytest.approx((60 + 80 + 100) / 3)
+    assert doc["output_lens"] == [11] * 5 and doc["failed"] == 0
