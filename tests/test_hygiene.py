@@ -47,6 +47,9 @@ ALLOWED = {
     "suites/gpu.yaml",  # the suite run on the device, launching the staged model
     "tests/engines/sglang/gpu_proof.py",  # its docstring is the command to type on the device
     "tests/test_runfolder.py",  # asserts on the model paths the committed GPU manifests recorded
+    "benchmarks/gpu/README.md",  # how the device runs were staged, to the device's folders
+    "benchmarks/gpu/STAGING.md",  # the device calls, in order, and where each bundle installs
+    "benchmarks/gpu/crosscheck.py",  # its usage text is the command run on the device
 }
 
 

@@ -202,13 +202,16 @@ def test_steady_ttft_skips_the_first_wave() -> None:
     assert steady_mean_ms([0.5], 2) is None and steady_mean_ms(None, 0) is None
 
 
-def test_parsers_read_the_committed_reference_results() -> None:
+def test_parsers_read_the_committed_reference_results(tmp_path: Path) -> None:
     v = parse_vllm(ROOT / "results/h200/vllm_bench_serve.json")  # vllm bench serve 0.26.0
     assert v.completed == 400 and v.failed == 0
     assert v.output_throughput == pytest.approx(6391.13, rel=1e-4) and v.mean_tpot_ms == pytest.approx(
         7.317, rel=1e-3
     )
-    s = parse_sglang(ROOT / "results/h200/sglang_bench_serving.jsonl")  # sglang.bench_serving 0.5.17
+    # sglang.bench_serving 0.5.17, committed gzipped (results/ is packed)
+    raw = tmp_path / "sglang_bench_serving.jsonl"
+    raw.write_bytes(gzip.decompress((ROOT / "results/h200/sglang_bench_serving.jsonl.gz").read_bytes()))
+    s = parse_sglang(raw)
     assert s.completed > 0 and s.mean_ttft_ms is not None and s.output_throughput is not None
 
 

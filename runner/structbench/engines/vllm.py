@@ -215,7 +215,10 @@ class VllmEngine:
         if self._client is None:
             return False
         reply = await self._client.fetch("POST", "/reset_prefix_cache")
-        return reply is not None and reply.status == 200
+        if reply is None or reply.status != 200:
+            return False
+        # vLLM answers 200 with {"success": false} when it could not reset (requests in flight).
+        return '"success":false' not in reply.text.replace(" ", "").lower()
 
     async def close(self) -> None:
         """Close connections and stop a launched server (SIGTERM, then SIGKILL)."""
