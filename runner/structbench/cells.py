@@ -145,16 +145,20 @@ async def run_engine_cells(
 
     Each cell is handed the records of the engine's cells before it (``earlier_cells``),
     kept in memory here: a cell whose flush does not succeed still has them in its cache.
+    A cancelled run (Ctrl-C, SIGTERM) ends as interrupted, with the failures so far.
     """
     held: list[CallRecord] = []
     failed: list[str] = []
-    for cw in work:
-        res, records = await _run_cell(engine, replace(cw, earlier_cells=tuple(held)), run_dir, ctx)
-        held.extend(records)
-        if res.interrupted:
-            return True, failed
-        if res.timed_out or res.n_failed:
-            failed.append(cw.cell.cell_id)
+    try:
+        for cw in work:
+            res, records = await _run_cell(engine, replace(cw, earlier_cells=tuple(held)), run_dir, ctx)
+            held.extend(records)
+            if res.interrupted:
+                return True, failed
+            if res.timed_out or res.n_failed:
+                failed.append(cw.cell.cell_id)
+    except asyncio.CancelledError:
+        return True, failed
     return False, failed
 
 
