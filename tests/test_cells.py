@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from structbench.cells import Cell, CellCtx, CellWork, run_cell
+from structbench.cells import Cell, CellCtx, CellWork, run_cell, run_engine_cells
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.ir import Branch, Gen, Message, Turn, WorkItem
 from structbench.load.arrivals import LoadPoint
@@ -26,6 +26,8 @@ class CountingEngine:
     max_concurrency: int | None = None
     queries: float = 0.0
     events: list[str] = field(default_factory=list)
+    #: What the server answers to a flush (False: it refused, e.g. requests in flight).
+    flushes: bool = True
 
     def plan(self, gen: Gen) -> Plan:
         return Plan("none")
@@ -41,7 +43,7 @@ class CountingEngine:
 
     async def reset_prefix_cache(self) -> bool:
         self.events.append("reset")
-        return True
+        return self.flushes
 
     async def metrics_snapshot(self) -> dict[str, float]:
         self.events.append("metrics")
@@ -64,7 +66,7 @@ class CountingEngine:
         def tokenize(text: str) -> list[int]:
             return [vocab.setdefault(w, len(vocab)) for w in text.split()]
 
-        return render, tokenize, "word tokenizer"
+        return PromptTokens(render, tokenize, "word tokenizer")
 
 
 def _item(i: int) -> WorkItem:
@@ -101,3 +103,38 @@ def test_counters_bracket_the_measured_calls_and_the_ideal_is_stored(tmp_path: P
     assert cell.cache_block_size == 4 and cell.ideal is not None
     assert (cell.ideal.prompts, cell.ideal.prompt_tokens) == (3, 3 * words)
     assert cell.ideal.covered_block_tokens == 3 * 16 and cell.ideal.tokenizer == "word tokenizer"
+
+
+def _run_two_cells(tmp_path: Path, engine: CountingEngine, reset_cache: bool) -> tuple[CellFile, CellFile]:
+    """Two cells of one engine: the second re-sends the first's items, then new ones."""
+    point = LoadPoint("concurrency", 1)
+    first = CellWork(Cell("counting.t.a", "counting", "t", point), [_item(i) for i in range(2)])
+    second = CellWork(Cell("counting.t.b", "counting", "t", point), [_item(i) for i in range(4)])
+
+    async def main() -> tuple[bool, list[str]]:
+        with Progress(enabled=False) as bar:
+            ctx = CellCtx(bar, 0, 0, (), reset_cache, EngineFacts(name="counting"), block_size=1)
+            return await run_engine_cells(engine, [first, second], tmp_path, ctx)
+
+    assert asyncio.run(main()) == (False, [])
+    a, b = (CellFile.read(tmp_path / "cells" / c / CELL_FILE) for c in ("counting.t.a", "counting.t.b"))
+    return a, b
+
+
+def test_a_cell_whose_flush_fails_sees_the_previous_cells_prompts(tmp_path: Path) -> None:
+    words = len(PREFIX.split()) + 2  # "shared words" x 8, "question", the item number
+    a, b = _run_two_cells(tmp_path / "refused", CountingEngine(flushes=False), reset_cache=True)
+    assert (a.cache_reset, b.cache_reset) == (False, False)
+    assert a.ideal is not None and b.ideal is not None
+    # Cell a: item 1 shares 17 words with item 0.
+    assert (a.ideal.prompts, a.ideal.covered_tokens) == (2, 17)
+    # Cell b: items 0 and 1 are whole in the cache from cell a (reusable: all but the last
+    # token), items 2 and 3 share 17 words with them.
+    assert (b.ideal.prompts, b.ideal.covered_tokens) == (4, 2 * words + 2 * 17)
+    assert b.ideal.covered_block_tokens == 2 * (words - 1) + 2 * 17
+    # Not asked to flush: the same. Flushed: cell b starts from an empty cache.
+    _, unasked = _run_two_cells(tmp_path / "unasked", CountingEngine(), reset_cache=False)
+    assert unasked.cache_reset is None and unasked.ideal == b.ideal
+    _, flushed = _run_two_cells(tmp_path / "flushed", CountingEngine(), reset_cache=True)
+    assert flushed.cache_reset is True and flushed.ideal is not None
+    assert flushed.ideal.covered_tokens == 3 * 17

@@ -9,13 +9,15 @@ The one warm-up rule of the cache figures holds here: the prefix cache is flushe
 the warm-ups, the server counters are read *after* them (so the counter deltas bracket
 exactly the calls the client rate counts), and the ideal hit rate treats warm-up calls as
 cache contents, never as counted calls (:func:`structbench.metrics.cache.cell_ideal`).
+When the flush did not succeed, the engine's earlier cells are cache contents too: the run
+loop (:func:`run_engine_cells`) hands each cell the records of the cells before it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -75,6 +77,9 @@ class CellWork:
     attempt: int = 1
     #: The cell's records from earlier attempts (resume): they count for its ideal cache.
     previous: tuple[CallRecord, ...] = field(default=())
+    #: The same engine's earlier cells' records in this run, oldest first. They are still
+    #: in its cache unless this cell's flush succeeds; the ideal then holds them, uncounted.
+    earlier_cells: tuple[CallRecord, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +134,47 @@ async def run_cell(engine: Engine, cw: CellWork, run_dir: Path, ctx: CellCtx) ->
     The records are appended to the cell's ``requests.jsonl`` (a resumed cell's new attempt
     follows its earlier ones), then its ``cell.json`` is written.
     """
-    cell = cw.cell
-    path = cell_records_path(run_dir, cell.cell_id)
+    res, _ = await _run_cell(engine, cw, run_dir, ctx)
+    return res
+
+
+async def run_engine_cells(
+    engine: Engine, work: Sequence[CellWork], run_dir: Path, ctx: CellCtx
+) -> tuple[bool, list[str]]:
+    """Run a started engine's cells one after another; returns (interrupted, failed cell ids).
+
+    Each cell is handed the records of the engine's cells before it (``earlier_cells``),
+    kept in memory here: a cell whose flush does not succeed still has them in its cache.
+    A cancelled run (Ctrl-C, SIGTERM) ends as interrupted, with the failures so far.
+    """
+    held: list[CallRecord] = []
+    failed: list[str] = []
+    try:
+        for cw in work:
+            res, records = await _run_cell(engine, replace(cw, earlier_cells=tuple(held)), run_dir, ctx)
+            held.extend(records)
+            if res.interrupted:
+                return True, failed
+            if res.timed_out or res.n_failed:
+                failed.append(cw.cell.cell_id)
+    except asyncio.CancelledError:
+        return True, failed
+    return False, failed
+
+
+async def _run_cell(
+    engine: Engine, cw: CellWork, run_dir: Path, ctx: CellCtx
+) -> tuple[DriveResult, list[CallRecord]]:
+    """:func:`run_cell`, also returning the records this attempt wrote."""
+    path = cell_records_path(run_dir, cw.cell.cell_id)
     with RecordWriter(path) as writer:
         res, ran = await _drive_cell(engine, cw, ctx, writer)
-    ran.ideal = await asyncio.to_thread(_ideal, engine, [*cw.previous, *ran.records], ctx.block_size)
+    # Without a successful flush the engine's earlier cells are still in its cache.
+    before = () if ran.cache_reset is True else cw.earlier_cells
+    records = [*cw.previous, *ran.records]
+    ran.ideal = await asyncio.to_thread(_ideal, engine, records, before, ctx.block_size)
     _cell_file(cw, res, ran, ctx).write(path.parent / CELL_FILE)
-    return res
+    return res, ran.records
 
 
 async def _drive_cell(
@@ -175,14 +214,21 @@ async def _drive_cell(
 def prompt_counter(engine: Engine) -> PromptCounter:
     """How the engine tokenizes its prompts, or the labelled approximation when it can't say."""
     found = engine.prompt_tokens() if isinstance(engine, PromptTokenizer) else None
-    return approximate_counter() if found is None else PromptCounter(*found)
+    if found is None:
+        return approximate_counter()
+    return PromptCounter(found.render, found.tokenize, found.label, found.stop_ids, found.fork_prefix)
 
 
-def _ideal(engine: Engine, records: Sequence[CallRecord], block_size: int | None) -> IdealCache | None:
-    """The cell's ideal prefix reuse at the engine's block size (tokenizing: off the loop)."""
+def _ideal(
+    engine: Engine, records: Sequence[CallRecord], before: Sequence[CallRecord], block_size: int | None
+) -> IdealCache | None:
+    """The cell's ideal prefix reuse at the engine's block size (tokenizing: off the loop).
+
+    ``before``: earlier cells' records still in the engine's cache (uncounted).
+    """
     if block_size is None or not records:
         return None
-    return cell_ideal(records, prompt_counter(engine), block_size)
+    return cell_ideal(records, prompt_counter(engine), block_size, before)
 
 
 def _cell_file(cw: CellWork, res: DriveResult, ran: _CellRun, ctx: CellCtx) -> CellFile:

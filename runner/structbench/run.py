@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from structbench.cells import Cell, CellCtx, CellWork, run_cell
+from structbench.cells import Cell, CellCtx, CellWork, run_engine_cells
 from structbench.engines.base import EngineInfo
 from structbench.engines.launch import check_reachable
 from structbench.engines.registry import EngineEnv, create_engine
@@ -239,12 +239,12 @@ async def _run_engines(
                     facts,
                     block_size=info.cache_block_size,
                 )
-                for cw in (w for w in work if w.cell.engine == spec.name):
-                    res = await run_cell(engine, cw, run_dir, ctx)
-                    if res.interrupted:
-                        return True, failed
-                    if res.timed_out or res.n_failed:
-                        failed.append(cw.cell.cell_id)
+                # One engine's cells in a row: each sees the ones before it (an unflushed cache).
+                mine = [w for w in work if w.cell.engine == spec.name]
+                interrupted, bad = await run_engine_cells(engine, mine, run_dir, ctx)
+                failed.extend(bad)
+                if interrupted:
+                    return True, failed
             except asyncio.CancelledError:
                 return True, failed
             finally:

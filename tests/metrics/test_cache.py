@@ -166,6 +166,89 @@ def test_chat_template_counter_uses_the_tokenizer_as_given() -> None:
     assert list(c.tokenize("ab")) == [97, 98] and c.label == "model tokenizer (fake)"
 
 
+# ---------------------------------------------------------------- what no record shows
+
+END = ord("$")
+
+
+def _turns(msgs: Sequence[Message], generation_prompt: bool = True) -> str:
+    # A chat template in miniature: "$" ends every turn, as "<|im_end|>" does in ChatML.
+    return "".join(f"<{m.role}>{m.content}$" for m in msgs) + ("<assistant>" if generation_prompt else "")
+
+
+def _template(stop_ids: tuple[int, ...] = (), forks: bool = False) -> PromptCounter:
+    prefix = (lambda ms: _turns(ms, False)) if forks else None
+    return PromptCounter(_turns, lambda s: [ord(c) for c in s], "chars", stop_ids, prefix)
+
+
+def _chat(finish: str) -> list[CallRecord]:
+    """A two-turn chat: "<system>manual$<user>ab$<assistant>" (35) is answered "xy", then
+    turn 2 is "<system>manual$<user>ab$<assistant>xy$<user>c$<assistant>" (57)."""
+    sys, q1 = Message("system", "manual"), Message("user", "ab")
+    first = _rec(1.0, "ab", prompt=(sys, q1), text="xy", finish_reason=finish, item_id="chat")
+    later = (sys, q1, Message("assistant", "xy"), Message("user", "c"))
+    return [first, _rec(2.0, "c", prompt=later, turn=1, item_id="chat")]
+
+
+def test_a_stopped_answer_holds_its_end_of_turn_token() -> None:
+    # The text "xy" alone covers 35 + 2 tokens of turn 2; the engine also holds the "$"
+    # it generated, which turn 2 repeats (SGLang's radix cache served it: one token above
+    # the text's reach on the committed GPU run).
+    assert len(_turns(_chat("stop")[1].prompt)) == 57
+    for counter, finish, covered in [
+        (_template(), "stop", 37),
+        (_template((END,)), "stop", 38),
+        (_template((END,)), "length", 37),  # cut off: no end token was generated
+    ]:
+        ideal = cell_ideal(_chat(finish), counter, 1)
+        assert (ideal.prompts, ideal.prompt_tokens, ideal.covered_tokens) == (2, 35 + 57, covered)
+    # In blocks of 2 the extra token completes a block.
+    assert cell_ideal(_chat("stop"), _template((END,)), 2).covered_block_tokens == 38
+    assert cell_ideal(_chat("stop"), _template(), 2).covered_block_tokens == 36
+
+
+def _fork(item: str, system: str, t: float, users: Sequence[str]) -> list[CallRecord]:
+    sys = Message("system", system)
+    return [
+        _rec(t + 0.1 * b, u, prompt=(sys, Message("user", u)), item_id=item, branch=b)
+        for b, u in enumerate(users)
+    ]
+
+
+def test_an_engine_that_prefills_fork_prefixes_holds_them_from_the_first_send() -> None:
+    # Branch prompts: "<system>manual$<user>ab$<assistant>" and "...<user>ac$..." (35 each).
+    # The engine prefills "<system>manual$" (15) before the branches; branch 1 then shares
+    # "<system>manual$<user>a" (22) with branch 0 either way.
+    forked = _fork("f", "manual", 1.0, ["ab", "ac"])
+    # A lone call first, with a later fork's prefix: the prefix is not held before its item runs.
+    early = _rec(0.5, "zz", prompt=(Message("system", "late"), Message("user", "zz")), item_id="e")
+    late = _fork("l", "late", 5.0, ["q", "r"])
+    # One branch is no fork: nothing is prefilled for it.
+    solo = _fork("s", "solo", 3.0, ["ab"])
+    recs = [*forked, early, *late, *solo]
+    plain = cell_ideal(recs, _template(), 1)
+    primed = cell_ideal(recs, _template(forks=True), 1)
+    assert plain.prompts == primed.prompts == 6 and plain.prompt_tokens == 2 * 35 + 33 + 33 + 2 * 32
+    # Without prefills, in send order: early 0; f's branch 0 only "<system>" (8); branch 1
+    # 22; solo 8; l's branches "<system>late$<user>" (19) from the early call and each other.
+    assert plain.covered_tokens == 0 + 8 + 22 + 8 + 19 + 19
+    # With them, f's branch 0 gets its 15-token prefix. l's prefix "<system>late$" (13) is
+    # held from t=5 only, too late for the early call, and shorter than what l has anyway.
+    assert primed.covered_tokens == plain.covered_tokens + 15 - 8
+
+
+def test_earlier_cells_fill_the_cache_when_the_flush_did_not_succeed() -> None:
+    # Cell b re-sends cell a's item x: 9 tokens held, 8 reusable. Cell a's clock and attempt
+    # numbers don't matter: earlier cells come first and are never counted.
+    earlier = [_rec(50.0, "ab", cell_id="a", attempt=3, item_id="x"), _rec(60.0, "zz", cell_id="a")]
+    mine = [_rec(1.0, "ab", cell_id="b", item_id="x"), _rec(2.0, "ac", cell_id="b")]
+    alone = cell_ideal(mine, _chars(), 1)
+    after = cell_ideal(mine, _chars(), 1, before=earlier)
+    assert (alone.prompts, alone.covered_tokens, alone.covered_block_tokens) == (2, 8, 8)
+    assert (after.prompts, after.prompt_tokens, after.covered_tokens) == (2, 18, 9 + 8)
+    assert after.covered_block_tokens == 8 + 8
+
+
 # ---------------------------------------------------------------- a workload known by construction
 
 # One token per word: render joins the message contents with spaces, tokenize splits them.

@@ -166,9 +166,31 @@ class Engine(Protocol):
         ...
 
 
-#: How an engine turns chat messages into the text it prefills, and that text into tokens:
-#: ``(render, tokenize, label)``, for the ideal prefix-cache hit rate of the metrics stage.
-PromptTokens = tuple[Callable[[Sequence[Message]], str], Callable[[str], Sequence[int]], str]
+@dataclass(frozen=True, slots=True)
+class PromptTokens:
+    """How an engine turns chat messages into the tokens it prefills and caches.
+
+    For the ideal prefix-cache hit rate of the metrics stage (``metrics/cache.py``), which
+    must hold every token the engine's cache can hold, including the ones no record shows.
+
+    Attributes:
+        render: Chat messages -> the prompt text the engine prefills (chat template and
+            generation prompt).
+        tokenize: Text -> token ids (no special tokens added: the rendered text has them).
+        label: Which tokenizer this is, for the report (``model tokenizer (X)``).
+        stop_ids: What a call that stopped generated after its text: its end-of-turn token
+            (the chat template's end-of-turn marker, else EOS). The recorded text leaves it
+            out; the engine caches it and the next turn's prompt repeats it.
+        fork_prefix: How the engine renders a fork's shared prefix, which it prefills on
+            its own before the branches run (SGLang's interpreter: ``max_new_tokens=0``);
+            None for an engine that sends only the calls the records show.
+    """
+
+    render: Callable[[Sequence[Message]], str]
+    tokenize: Callable[[str], Sequence[int]]
+    label: str
+    stop_ids: tuple[int, ...] = ()
+    fork_prefix: Callable[[Sequence[Message]], str] | None = None
 
 
 @runtime_checkable

@@ -45,8 +45,38 @@ def chat_render(tok: Any) -> Render:
     return render
 
 
+#: Stands for an answer in the probe conversation that finds the end-of-turn marker.
+_ANSWER = "\u2063structbench answer\u2063"
+
+
+def end_of_turn_ids(
+    render_turn: Render, encode: Callable[[str], Sequence[int]], eos_id: object = None
+) -> tuple[int, ...]:
+    """The token a model ends its answer with, as the next turn's prompt repeats it.
+
+    That is the chat template's end-of-turn marker (what it writes right after an
+    assistant message, e.g. ``<|im_end|>``) when it is one token, else the EOS token.
+
+    Args:
+        render_turn: Renders messages with the chat template, without the generation prompt.
+        encode: Text -> token ids, no special tokens added.
+        eos_id: The tokenizer's ``eos_token_id`` (the fallback; anything but an int: none).
+    """
+    probe = (Message("user", "hi"), Message("assistant", _ANSWER))
+    try:
+        text = render_turn(probe)
+    except Exception:  # a template that rejects the probe (e.g. needs a system turn): use EOS
+        text = ""
+    _, found, after = text.partition(_ANSWER)
+    marker = after.strip() if found else ""
+    ids = list(encode(marker)) if marker else []
+    if len(ids) == 1:
+        return (int(ids[0]),)
+    return (eos_id,) if isinstance(eos_id, int) else ()
+
+
 def prompt_tokens(candidates: Sequence[str], render: Render | None = None) -> PromptTokens | None:
-    """``(render, tokenize, label)`` from the first local model folder among ``candidates``.
+    """The prompt tokens of the first local model folder among ``candidates``.
 
     Args:
         candidates: Model paths to try, most trusted first.
@@ -66,4 +96,9 @@ def prompt_tokens(candidates: Sequence[str], render: Render | None = None) -> Pr
         # The rendered prompt already holds any BOS/special tokens.
         return list(tok.encode(text, add_special_tokens=False))
 
-    return render, tokenize, f"model tokenizer ({name})"
+    def render_turn(messages: Sequence[Message]) -> str:
+        conv = [{"role": m.role, "content": m.content} for m in messages]
+        return str(tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=False))
+
+    stop = end_of_turn_ids(render_turn, tokenize, tok.eos_token_id)
+    return PromptTokens(render, tokenize, f"model tokenizer ({name})", stop_ids=stop)

@@ -17,6 +17,13 @@ Rules, each chosen so that the ideal stays an upper bound of what any engine can
   grants less than an engine could have. A prompt can only repeat an answer it was built
   from, so in practice the outputs serve the later turns of a conversation, which are
   sent after their earlier turns finished.
+- **What no record shows.** A call that stopped also generated its end-of-turn token,
+  which its text leaves out and the next turn's prompt repeats: it joins the cache after
+  the output. An engine that prefills a fork's shared prefix before the branches (SGLang's
+  interpreter) holds that prefix from the item's first send on. When the cell's cache
+  flush did not succeed, the engine's earlier cells are still in its cache: they join it
+  first. Each of these only adds token sequences to the cache, so none can lower the
+  ideal, even where the engine held less.
 - **One warm-up rule.** Warm-up calls (and earlier attempts of a retried call) fill the
   cache but are not counted: they run first, after the cache flush, and the client and
   server rates leave them out too.
@@ -54,6 +61,11 @@ class PromptCounter:
     tokenize: Tokenize
     #: Which tokenizer this is, for the report ("model tokenizer (X)", "approximate ...").
     label: str
+    #: Token ids the engine holds after the text of a call that stopped (its end-of-turn token).
+    stop_ids: tuple[int, ...] = ()
+    #: How the engine renders a fork's shared prefix, which it prefills before the branches
+    #: run; None when it sends only the calls the records show.
+    fork_prefix: Render | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,30 +224,90 @@ def _send_key(r: CallRecord) -> tuple[int, float]:
     return (r.attempt, r.t_sent if r.t_sent is not None else 0.0)
 
 
-def cell_ideal(records: Sequence[CallRecord], counter: PromptCounter, block_size: int) -> IdealCache:
+def _call_key(r: CallRecord) -> tuple[str, int, int, int]:
+    return (r.item_id, r.branch, r.turn, r.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One thing the engine's cache receives, with where it falls in send order."""
+
+    #: (0: an earlier cell, 1: this cell; then attempt, send time, 0: fork prefix, 1: call).
+    order: tuple[int, int, float, int]
+    record: CallRecord
+    counted: bool
+    #: A fork's shared prefix, prefilled for ``record``'s item (None: the record's own call).
+    prefix: tuple[Message, ...] | None = None
+
+
+def _fork_prefixes(records: Sequence[CallRecord], phase: int) -> list[_Entry]:
+    """One uncounted entry per forked item: its shared prefix, just before its first sent call."""
+    items: dict[tuple[str, str, bool, int], list[CallRecord]] = {}
+    for r in records:
+        items.setdefault((r.cell_id, r.item_id, r.warmup, r.attempt), []).append(r)
+    out = []
+    for rs in items.values():
+        sent = [r for r in rs if r.t_sent is not None]
+        firsts = [r for r in rs if r.turn == 0]
+        if len({r.branch for r in rs}) < 2 or not sent or not firsts:
+            continue
+        # A first turn's prompt is the item's prefix and that turn's one user message.
+        prefix = firsts[0].prompt[:-1]
+        if prefix:  # an empty prefix prefills nothing
+            first = min(sent, key=_send_key)
+            out.append(_Entry((phase, *_send_key(first), 0), first, False, prefix))
+    return out
+
+
+def _entries(
+    records: Sequence[CallRecord], phase: int, counted: Callable[[CallRecord], bool], forks: bool
+) -> list[_Entry]:
+    calls = [_Entry((phase, *_send_key(r), 1), r, counted(r)) for r in records if r.t_sent is not None]
+    return calls + (_fork_prefixes(records, phase) if forks else [])
+
+
+def _cache_call(e: _Entry, counter: PromptCounter) -> CacheCall:
+    r = e.record
+    if e.prefix is not None:
+        assert counter.fork_prefix is not None  # only made when the engine prefills forks
+        return CacheCall(counter.tokenize(counter.fork_prefix(e.prefix)), counted=False)
+    output = list(counter.tokenize(r.text))
+    if r.finish_reason == "stop":
+        # Also when the engine did not cache the end token (or stopped on a stop string):
+        # a longer held sequence can only lengthen later matches, never shorten one.
+        output += counter.stop_ids
+    return CacheCall(counter.tokenize(counter.render(r.prompt)), output, e.counted)
+
+
+def cell_ideal(
+    records: Sequence[CallRecord],
+    counter: PromptCounter,
+    block_size: int,
+    before: Sequence[CallRecord] = (),
+) -> IdealCache:
     """The ideal prefix-cache reuse of one cell (see the module rules).
 
     Args:
         records: The cell's call records, warm-up and retried attempts included (mixing
             cells would mix caches).
-        counter: Renders ``CallRecord.prompt`` as the engine did and tokenizes it.
+        counter: Renders ``CallRecord.prompt`` as the engine did and tokenizes it, and
+            says what else the engine caches (end-of-turn tokens, fork prefixes).
         block_size: The engine's cache block size in tokens (1 = token-level).
+        before: Records of the engine's earlier cells still in its cache (the cell's
+            flush did not succeed): cache contents, never counted.
 
     Returns:
         The totals, counted over the cell's measured calls (final attempts, no warm-up).
     """
-    keys = {(r.item_id, r.branch, r.turn, r.attempt) for r in measured(records)}
-    sent = sorted((r for r in records if r.t_sent is not None), key=_send_key)
-    calls = (
-        CacheCall(
-            prompt=counter.tokenize(counter.render(r.prompt)),
-            output=counter.tokenize(r.text),
-            # A warm-up shares its item's key with the measured call of the same item.
-            counted=not r.warmup and (r.item_id, r.branch, r.turn, r.attempt) in keys,
-        )
-        for r in sent
-    )
-    return ideal_of_calls(calls, block_size, counter.label)
+    keys = {_call_key(r) for r in measured(records)}
+    forks = counter.fork_prefix is not None
+    entries = [
+        *_entries(before, 0, lambda r: False, forks),
+        # A warm-up shares its item's key with the measured call of the same item.
+        *_entries(records, 1, lambda r: not r.warmup and _call_key(r) in keys, forks),
+    ]
+    entries.sort(key=lambda e: e.order)
+    return ideal_of_calls((_cache_call(e, counter) for e in entries), block_size, counter.label)
 
 
 def chatml_render(messages: Sequence[Message]) -> str:

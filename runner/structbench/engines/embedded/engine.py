@@ -20,6 +20,7 @@ from structbench.engines.embedded.api import GenRequest, GenResult
 from structbench.engines.embedded.constraints import describe_constraint, strategy_label
 from structbench.engines.embedded.runtime import EmbeddedRuntime, load_runtime, resolve_model, versions
 from structbench.engines.registry import EngineEnv
+from structbench.engines.tokenize import end_of_turn_ids
 from structbench.ir import Choice, Gen, Message
 from structbench.spec.engines import EmbeddedEngineSpec
 
@@ -145,7 +146,11 @@ class EmbeddedEngine:
         def render(messages: Sequence[Message]) -> str:
             return rt.chat_prompt([(m.role, m.content) for m in messages])
 
-        return render, rt.encode, f"model tokenizer ({Path(rt.model_id).name or rt.model_id})"
+        def render_turn(messages: Sequence[Message]) -> str:
+            return rt.chat_prompt([(m.role, m.content) for m in messages], add_generation_prompt=False)
+
+        label = f"model tokenizer ({Path(rt.model_id).name or rt.model_id})"
+        return PromptTokens(render, rt.encode, label, stop_ids=end_of_turn_ids(render_turn, rt.encode))
 
     # ---- generate ------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ sglang, torch and transformers are imported only when the engine starts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
@@ -37,7 +38,7 @@ from structbench.engines.sglang.templates import SMOLLM2_TEMPLATE, RoleTemplate,
 from structbench.engines.stream import ClientConfig, HttpClient
 from structbench.engines.tokenize import prompt_tokens
 from structbench.errors import UserError
-from structbench.ir import ConstraintKind, Gen, GrammarSyntax, WorkItem
+from structbench.ir import ConstraintKind, Gen, GrammarSyntax, Message, WorkItem
 from structbench.spec.engines import SglangEngineSpec
 
 #: Interpreter work is blocking (threads waiting on SGLang's events), so it gets its own
@@ -226,14 +227,31 @@ class SglangEngine:
         return reply is not None and reply.status == 200
 
     def prompt_tokens(self) -> PromptTokens | None:
-        """The served model's tokenizer over the role template both modes send (engines/tokenize.py)."""
+        """The served model's tokenizer over the role template both modes send (engines/tokenize.py).
+
+        A call that stopped generated the template's stop string, which the radix cache
+        holds; in program mode the interpreter prefills each fork's shared prefix (the text
+        so far, without the generation prompt) before the branches.
+        """
         template = self._template
         if template is None:
             return None
+
+        def prompt(msgs: Sequence[Message]) -> str:
+            return render(template, msgs, True)
+
+        def fork_prefix(msgs: Sequence[Message]) -> str:
+            return render(template, msgs, False)
+
         if self._runtime is not None:
             rt = self._runtime
-            return (lambda msgs: render(template, msgs, True)), rt.encode, f"model tokenizer ({rt.model_id})"
-        return prompt_tokens([self._model_path], lambda msgs: render(template, msgs, True))
+            found: PromptTokens | None = PromptTokens(prompt, rt.encode, f"model tokenizer ({rt.model_id})")
+        else:
+            found = prompt_tokens([self._model_path], prompt)
+        if found is None:
+            return None
+        stop = tuple(found.tokenize(template.stop[0])) if template.stop else found.stop_ids
+        return replace(found, stop_ids=stop, fork_prefix=fork_prefix if self.native_mode else None)
 
     async def metrics_snapshot(self) -> dict[str, float] | None:
         """Prometheus counters summed per name (needs ``--enable-metrics``), or None.
