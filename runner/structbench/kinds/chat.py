@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from structbench.errors import SpecError
 from structbench.ir import Branch, Gen, Message, Turn, WorkItem
 from structbench.kinds.common import row_plan
-from structbench.spec.loader import LoadedTask
+from structbench.spec.loaded import LoadedTask
 from structbench.spec.paths import display_path
 from structbench.spec.tasks import ChatTaskSpec, FewShot
 from structbench.templates import TemplateError, render

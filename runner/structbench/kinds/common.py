@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from structbench.errors import SpecError, UserError
 from structbench.ir import Branch, Constraint, Gen, Message, Turn, WorkItem
-from structbench.spec.loader import LoadedTask
+from structbench.spec.loaded import LoadedTask
 from structbench.spec.paths import display_path
 from structbench.templates import TemplateError, render
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from structbench.errors import SpecError
 from structbench.ir import Branch, Gen, Message, Turn, WorkItem
-from structbench.spec.loader import LoadedTask
+from structbench.spec.loaded import LoadedTask
 from structbench.spec.paths import display_path
 from structbench.spec.tasks import FanoutTaskSpec
 from structbench.templates import TemplateError, render

@@ -7,7 +7,7 @@ import random
 
 from structbench.ir import JsonSchema, WorkItem
 from structbench.kinds.common import expand_single_turn
-from structbench.spec.loader import LoadedTask
+from structbench.spec.loaded import LoadedTask
 from structbench.spec.tasks import JsonTaskSpec
 
 __all__ = ["expand"]

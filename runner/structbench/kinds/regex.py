@@ -6,7 +6,7 @@ import random
 
 from structbench.ir import Regex, WorkItem
 from structbench.kinds.common import expand_single_turn
-from structbench.spec.loader import LoadedTask
+from structbench.spec.loaded import LoadedTask
 from structbench.spec.tasks import RegexTaskSpec
 
 __all__ = ["expand"]

@@ -13,7 +13,7 @@ from typing import cast
 
 from structbench.errors import UserError
 from structbench.ir import WorkItem
-from structbench.spec.loader import LoadedTask
+from structbench.spec.loaded import LoadedTask
 
 __all__ = ["KINDS", "Expander", "expand_task"]
 

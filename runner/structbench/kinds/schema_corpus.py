@@ -24,7 +24,7 @@ from structbench.ir import NO_CONSTRAINT, Branch, Gen, JsonSchema, Turn, WorkIte
 from structbench.kinds.common import item_id, prefix_messages, render_field, row_plan
 from structbench.kinds.corpus_features import detect_features, feature_order
 from structbench.spec.checks import Refs
-from structbench.spec.loader import LoadedTask
+from structbench.spec.loaded import LoadedTask
 from structbench.spec.marks import MarkedDoc, format_field, parse_yaml
 from structbench.spec.paths import PathEscape, display_path, resolve_ref
 from structbench.spec.tasks import SchemaCorpusTaskSpec

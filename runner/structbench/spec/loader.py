@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from pydantic import TypeAdapter
 
 from structbench.datasets import DatasetError, load_rows
 from structbench.errors import SpecError
-from structbench.ir import GrammarSyntax
+from structbench.kinds.schema_corpus import load_corpus
 from structbench.spec.checks import (
     Refs,
     check_choices,
@@ -31,6 +30,7 @@ from structbench.spec.checks import (
     load_grammars,
     load_schema,
 )
+from structbench.spec.loaded import LoadedSuite, LoadedTask
 from structbench.spec.marks import MarkedDoc, parse_yaml
 from structbench.spec.paths import display_path, find_root
 from structbench.spec.resolved import resolved_dict
@@ -50,46 +50,6 @@ __all__ = ["LoadedSuite", "LoadedTask", "load_path", "load_suite", "load_task", 
 
 _TASK: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedTask:
-    """A validated task with its referenced files read.
-
-    Attributes:
-        spec: The task spec.
-        path: The task file.
-        rows: Data rows after shuffling, limit and field mapping (at least one).
-        schema: The JSON schema of a json task, else None.
-        grammars: Grammar text per syntax of a grammar task, else empty.
-        prefix_text: The shared-prefix document of a fan-out task, if it names one.
-    """
-
-    spec: TaskSpec
-    path: Path
-    rows: tuple[dict[str, Any], ...]
-    schema: dict[str, Any] | None
-    grammars: tuple[tuple[GrammarSyntax, str], ...]
-    prefix_text: str | None
-
-    def __str__(self) -> str:
-        return (
-            f"task '{self.spec.name}' ({self.spec.kind}, {len(self.rows)} rows) in {display_path(self.path)}"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedSuite:
-    """A validated suite and its loaded tasks, in the suite's order."""
-
-    spec: SuiteSpec
-    path: Path
-    tasks: tuple[LoadedTask, ...]
-
-    def __str__(self) -> str:
-        engines = ", ".join(e.name for e in self.spec.engines)
-        tasks = ", ".join(f"{t.spec.name} ({t.spec.kind}, {len(t.rows)} rows)" for t in self.tasks)
-        return f"suite '{self.spec.name}' in {display_path(self.path)}: engines {engines}; tasks {tasks}"
 
 
 def load_suite(path: str | Path) -> LoadedSuite:
@@ -139,9 +99,7 @@ def load_task(path: str | Path, *, seed: int = 0, root: Path | None = None) -> L
     _check_patterns(doc, spec)
     rows = _load_rows(refs, spec, seed)
     if isinstance(spec, SchemaCorpusTaskSpec):
-        # Imported here: the kind owns its row format, and the kind imports this module.
-        from structbench.kinds.schema_corpus import load_corpus
-
+        # The kind owns its row format; it imports only spec modules that come before this one.
         rows = load_corpus(refs, spec, rows)
     schema = load_schema(refs, spec) if isinstance(spec, JsonTaskSpec) else None
     grammars = load_grammars(refs, spec) if isinstance(spec, GrammarTaskSpec) else ()

@@ -19,7 +19,7 @@ from structbench.spec.paths import find_root
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from structbench.spec.loader import LoadedSuite, LoadedTask
+    from structbench.spec.loaded import LoadedSuite, LoadedTask
 
 __all__ = ["REDACTED", "is_secret_name", "redact_args", "resolved_dict"]
 
