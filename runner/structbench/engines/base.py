@@ -73,6 +73,8 @@ class EngineInfo:
     #: Prefix-cache block size in tokens, as the engine reports it (None: no prefix cache
     #: or unknown). The ideal hit rate is counted at this granularity.
     cache_block_size: int | None = None
+    #: The weight dtype the engine serves when it sets one (None: the checkpoint's own).
+    dtype: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -261,3 +261,13 @@ def command(python: str, module: str, args: Sequence[str]) -> tuple[str, ...]:
 def _stop_leftovers() -> None:
     for proc in list(_LIVE):
         proc.stop()
+
+
+def flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` in a server's arguments (``--flag v`` or ``--flag=v``), or None."""
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.engines.counters import neutral_counters
-from structbench.engines.launch import ServerConfig, ServerProcess, command, free_port, server_env
+from structbench.engines.launch import ServerConfig, ServerProcess, command, flag_value, free_port, server_env
 from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire, completion_prompt
 from structbench.engines.prom import Snapshot, info_labels, parse_metrics
 from structbench.engines.registry import EngineEnv
@@ -151,8 +151,17 @@ class VllmEngine:
         cache = await self._cache_config()
         extra += [(f"cache_config.{k}", v) for k, v in sorted(cache.items()) if k != "engine"]
         block = cache_block_size(cache)
+        launch = self.spec.launch
+        dtype = flag_value(launch.args, "--dtype") if launch is not None else None
         return EngineInfo(
-            self.name, "vllm", facts.model, facts.version, url, tuple(extra), cache_block_size=block
+            self.name,
+            "vllm",
+            facts.model,
+            facts.version,
+            url,
+            tuple(extra),
+            cache_block_size=block,
+            dtype=dtype,
         )
 
     async def _cache_config(self) -> dict[str, str]:

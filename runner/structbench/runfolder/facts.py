@@ -37,7 +37,7 @@ def engine_facts(info: EngineInfo, spec: BaseModel, served_model: ModelFacts | N
         cache_arm=arm,
         cache_pair=None if arm is None else hints.cache_pair(info.name, info.kind, info.model, extra),
         model_paths=hints.model_paths(info.model, extra, d),
-        dtype=hints.served_dtype(d),
+        dtype=info.dtype,
         api=str(d.get("api") or "chat"),
         served_model=served_model,
     )

@@ -40,7 +40,7 @@ def model_paths(info_model: str, extra: Mapping[str, str], spec: JsonObject) -> 
 
 
 def served_dtype(spec: JsonObject) -> str | None:
-    """The weight dtype the spec asks for (``--dtype``, embedded ``dtype``); None = checkpoint's."""
+    """Version-1 manifests only: the dtype their spec asked for. Since version 2 the engine says."""
     launch = _obj(spec.get("launch"))
     raw = launch.get("args")
     dtype = _arg_value(raw if isinstance(raw, list | tuple) else [], "--dtype")

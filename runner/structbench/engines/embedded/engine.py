@@ -129,7 +129,9 @@ class EmbeddedEngine:
             ("threads", str(s.threads) if s.threads else "default"),
             ("whitespace_pattern", str(s.whitespace_pattern)),
         )
-        return EngineInfo(self.name, "embedded", self._runtime.model_id, versions(), extra=extra)
+        return EngineInfo(
+            self.name, "embedded", self._runtime.model_id, versions(), extra=extra, dtype=s.dtype
+        )
 
     async def close(self) -> None:
         """Stop the worker thread and free the model."""

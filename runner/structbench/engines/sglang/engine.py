@@ -20,7 +20,7 @@ from typing import Any
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.engines.counters import neutral_counters
 from structbench.engines.embedded.api import Runtime
-from structbench.engines.launch import ServerProcess
+from structbench.engines.launch import ServerProcess, flag_value
 from structbench.engines.prom import scrape
 from structbench.engines.registry import EngineEnv
 from structbench.engines.sglang.generate import (
@@ -165,6 +165,7 @@ class SglangEngine:
             model=self._runtime.model_id,
             version=f"sglang {_sglang_version()} (frontend) on embedded: {versions()}",
             extra=self._info_extra(source),
+            dtype=self.spec.embedded.dtype,
         )
 
     async def _start_runtime(self) -> EngineInfo:
@@ -203,6 +204,7 @@ class SglangEngine:
                 ("server_info", facts.server_args),
             ),
             cache_block_size=facts.page_size,
+            dtype=flag_value(self.spec.launch.args, "--dtype") if self.spec.launch is not None else None,
         )
 
     def _info_extra(self, template_source: str) -> tuple[tuple[str, str], ...]:
