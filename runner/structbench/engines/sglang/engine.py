@@ -132,7 +132,7 @@ class SglangEngine:
         note = (
             "" if self._template else "# prompt rendered with the SmolLM2 template until the engine starts\n"
         )
-        return note + render_body(generate_body(prompt, gen_call, template.stop, self._extra))
+        return note + render_body(generate_body(prompt, gen_call, self._stops(template), self._extra))
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -314,8 +314,16 @@ class SglangEngine:
             runtime = RuntimeGenerate(self._runtime, self._template.stop)
             return await runtime(prompt, gen_call, perf_to_driver(clock), call.seed)
         assert self._client is not None
-        body = generate_body(prompt, gen_call, self._template.stop, self._extra)
+        body = generate_body(prompt, gen_call, self._stops(self._template), self._extra)
         return await http_generate(self._client, body, clock)
+
+    def _stops(self, template: RoleTemplate) -> tuple[str, ...]:
+        """The template's end-of-turn strings, unless ``ignore_eos`` asks for the full length.
+
+        SGLang ends a generation on a stop string even with ``ignore_eos``; a benchmark that
+        asks for ``max_tokens`` tokens per request means the end-of-turn marker too.
+        """
+        return () if self._extra.get("ignore_eos") else template.stop
 
     def _require_template(self) -> RoleTemplate:
         assert self._template is not None, "engine not started"
