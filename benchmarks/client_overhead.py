@@ -20,7 +20,8 @@ CLI looks up the version of a package named ``vllm``), so the benchmark is calle
 With ``--paths`` (implies ``--fake-server``) it compares structbench with itself instead:
 the same workload through the vLLM path (``VllmEngine``, OpenAI chat streaming) and through
 the SGLang ``/generate`` path (``SglangEngine`` in generate mode), both on the one shared
-streaming client, against the one fake server; it prints the client CPU per request of
+streaming client, against one fake server (``gpu/fake_sglang_server.py``: SGLang's routes and
+the OpenAI ones); it prints the client CPU per request of
 each path and their ratio.
 
 With ``--fake-server`` both clients run against ``fake_openai_server.py`` instead, which
@@ -221,7 +222,9 @@ Stop = Callable[[], Awaitable[None]]
 
 async def _launch_fake(args: argparse.Namespace, workdir: Path) -> tuple[Stop, str]:
     port = free_port()
-    script = Path(__file__).with_name("fake_openai_server.py")
+    # --paths needs SGLang's native API too: the SGLang fake serves it beside the OpenAI routes.
+    here = Path(__file__).parent
+    script = here / "gpu" / "fake_sglang_server.py" if args.paths else here / "fake_openai_server.py"
     argv = (sys.executable, str(script), "--port", str(port), "--model", args.model)
     server = ServerProcess(
         ServerConfig(

@@ -8,11 +8,8 @@ finish chunk, a usage chunk when ``stream_options.include_usage`` is set, then
 ``max_completion_tokens``). No model runs, so the clients' CPU time per request is what
 is left to compare.
 
-It also speaks SGLang's native API (``/model_info``, ``/server_info``, ``/flush_cache``
-and their older ``get_`` routes, and a streaming ``/generate`` that sends, like SGLang
-without ``--incremental-streaming-output``, one event per token carrying the cumulative
-text and ``meta_info``), so that the same server can compare the client paths of both
-engines.
+``benchmarks/gpu/fake_sglang_server.py`` adds SGLang's native routes to these, for runs that
+compare both engines' client paths on one server.
 
 Usage::
 
@@ -93,40 +90,6 @@ class FakeServer:
         await resp.write_eof()
         return resp
 
-    async def sgl_model_info(self, _: web.Request) -> web.Response:
-        """GET /model_info (SGLang)."""
-        return web.json_response({"model_path": self.model, "is_generation": True})
-
-    async def sgl_server_info(self, _: web.Request) -> web.Response:
-        """GET /server_info (SGLang)."""
-        return web.json_response({"version": "fake", "model_path": self.model, "page_size": 1})
-
-    async def sgl_generate(self, request: web.Request) -> web.StreamResponse:
-        """POST /generate (SGLang, streaming): ``max_new_tokens`` tokens, cumulative text."""
-        body = await request.json()
-        sp = body.get("sampling_params") or {}
-        n = int(sp.get("max_new_tokens") or 16)
-        self.n += 1
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        text = ""
-        for i in range(n):
-            await asyncio.sleep(self.itl_s)
-            text += TOKENS[i % len(TOKENS)]
-            last = i == n - 1
-            meta = {
-                "id": f"gen-{self.n}",
-                "prompt_tokens": 100,
-                "completion_tokens": i + 1,
-                "cached_tokens": 0,
-                "finish_reason": {"type": "length", "length": n} if last else None,
-                "e2e_latency": 0.0,
-            }
-            await resp.write(b"data: " + json.dumps({"text": text, "meta_info": meta}).encode() + b"\n\n")
-        await resp.write(b"data: [DONE]\n\n")
-        await resp.write_eof()
-        return resp
-
 
 def make_app(model: str, itl_s: float) -> web.Application:
     """The aiohttp application."""
@@ -138,12 +101,6 @@ def make_app(model: str, itl_s: float) -> web.Application:
     app.router.add_get("/metrics", fake.plain)
     app.router.add_post("/v1/chat/completions", fake.complete)
     app.router.add_post("/v1/completions", fake.complete)
-    for route in ("/model_info", "/get_model_info"):
-        app.router.add_get(route, fake.sgl_model_info)
-    for route in ("/server_info", "/get_server_info"):
-        app.router.add_get(route, fake.sgl_server_info)
-    app.router.add_post("/flush_cache", fake.plain)
-    app.router.add_post("/generate", fake.sgl_generate)
     return app
 
 
