@@ -28,9 +28,9 @@ from structbench.kinds.registry import expand_task
 from structbench.load.arrivals import load_points
 from structbench.manifest import RunIdentity, base_manifest, utc_stamp
 from structbench.memory import gpu_baseline
+from structbench.model_config import served_model_facts
 from structbench.progress import Progress
 from structbench.report.build import build_report
-from structbench.report.model_facts import served_model_facts
 from structbench.report.summary import RunSummary
 from structbench.runfolder import (
     EngineFacts,

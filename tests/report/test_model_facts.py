@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from structbench.metrics.roofline import ModelSize, model_size
-from structbench.report.model_facts import local_model_size, run_models, served_model_facts
+from structbench.model_config import served_model_facts
+from structbench.report.model_facts import local_model_size, run_models
 from structbench.runfolder import EngineFacts, GpuFacts, HardwareFacts, RunManifest
 
 #: A Llama-like config: 2 layers, GQA (4 heads, 2 KV heads), untied embeddings.
