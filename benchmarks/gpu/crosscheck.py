@@ -201,6 +201,15 @@ def _children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def _proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (Linux /proc), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 10) -> ArmOutcome:
     """Flush, run one arm's process, read its result; never raises for the arm's failures."""
     t = next(t for t in cfg.targets if t.path == arm.path)
@@ -210,14 +219,30 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
     before = cache_counters(arm.engine, t.url)
     t0, cpu0 = time.monotonic(), _children_cpu_s()
     error = None
+    peak = 0.0
     with (arm.outdir / "log.txt").open("w", encoding="utf-8") as log:
-        try:
-            rc = subprocess.run(
-                arm.argv, env={**os.environ, **dict(arm.env)}, stdout=log, stderr=subprocess.STDOUT,
-                timeout=timeout_s, cwd=ROOT, check=False,
-            ).returncode  # fmt: skip
-        except subprocess.TimeoutExpired:
-            rc, error = 124, f"timed out after {timeout_s:.0f} s"
+        proc = subprocess.Popen(
+            arm.argv, env={**os.environ, **dict(arm.env)}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+        # Sample the client's CPU every 0.5 s: a 1-s window near 1.0 core means the client, not the
+        # server, set the pace (the whole-process total also holds imports and tokenizer loading).
+        samples: list[tuple[float, float]] = []
+        rc = None
+        while rc is None:
+            try:
+                rc = proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() - t0 > timeout_s:
+                    proc.kill()
+                    rc, error = proc.wait(), f"timed out after {timeout_s:.0f} s"
+                    break
+                c = _proc_cpu_s(proc.pid)
+                if c is not None:
+                    samples.append((time.monotonic(), c))
+                    (t1, c1) = samples[-1]
+                    old = [(t, c) for t, c in samples if t1 - t >= 1.0]
+                    if old:
+                        peak = max(peak, (c1 - old[-1][1]) / (t1 - old[-1][0]))
     wall, cpu = time.monotonic() - t0, _children_cpu_s() - cpu0
     after = cache_counters(arm.engine, t.url)
     try:
@@ -228,7 +253,7 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
         error = f"no result (exit {rc}); see {arm.outdir / 'log.txt'}"
     return ArmOutcome(
         arm.arm_id, arm.path, arm.engine, arm.client, arm.concurrency, arm.round, arm.n_prompts,
-        arm.command(), rc, wall, flushed, metrics, error, _delta(before, after), cpu,
+        arm.command(), rc, wall, flushed, metrics, error, _delta(before, after), cpu, round(peak, 3),
     )  # fmt: skip
 
 
@@ -246,7 +271,8 @@ def _print_outcome(o: ArmOutcome) -> None:
     note = "" if o.error is None else f"  ERROR {o.error}"
     cpu = "?" if o.client_cpu_s is None else f"{o.client_cpu_s:.1f}"
     print(
-        f"[{o.arm_id}] {o.wall_s:.1f} s (cpu {cpu} s), rc {o.returncode}, flushed {o.flushed}: {figs}{note}"
+        f"[{o.arm_id}] {o.wall_s:.1f} s (cpu {cpu} s, peak {o.client_cpu_peak} cores), rc {o.returncode}, "
+        f"flushed {o.flushed}: {figs}{note}"
     )
 
 

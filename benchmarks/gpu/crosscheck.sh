@@ -21,6 +21,10 @@ SRC=${XC_GGUF_DIR:-/tmp/payload/qwen}          # the GGUF and convert_gguf.py (s
 MODEL=${XC_MODEL:-/tmp/payload/qwen-hf}        # the bf16 checkpoint both servers serve
 CTX=${XC_CONTEXT_LEN:-32768}                   # the same context length on both (the model's own)
 MEM=${XC_MEM_FRACTION:-0.4}                    # the same memory fraction on both
+# Extra server flags, word-split (e.g. "--load-format dummy" for a dummy-weight shape).
+VARGS=${XC_VLLM_ARGS:-}; SARGS=${XC_SGLANG_ARGS:-}
+# Extra crosscheck.py flags for prepare/run/report (e.g. "--prompts-per-concurrency 8").
+XARGS=${XC_ARGS:-}
 VPORT=${XC_VLLM_PORT:-8100}; SPORT=${XC_SGLANG_PORT:-8200}; LOGS=/tmp/xcheck-logs; WORK=${XC_WORKDIR:-/tmp/xcheck}
 mkdir -p "$LOGS" "$WORK"
 exec > >(tee -a "$OUT/crosscheck_${1:-none}.log") 2>&1
@@ -31,7 +35,7 @@ say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 alive() { [ -f "$LOGS/$1.pid" ] && kill -0 "$(cat "$LOGS/$1.pid")" 2>/dev/null; }
 
 convert() {
-  if [ -f "$MODEL/config.json" ]; then say "checkpoint $MODEL already converted"; return 0; fi
+  if [ -f "$MODEL/config.json" ]; then say "checkpoint $MODEL ready (converted, or a dummy-weight config)"; return 0; fi
   [ -d "$SRC" ] || { say "no $SRC: stage the qwen chunks first"; return 1; }
   # transformers' GGUF loader needs the gguf package with its dist-info, alone on the path: the
   # whole SGLang site would shadow the image's transformers 5.17 with its 5.12.1.
@@ -48,7 +52,7 @@ start_vllm() {
   # Dev mode adds POST /reset_prefix_cache, which the cross-check calls before every arm.
   setsid nohup env VLLM_SERVER_DEV_MODE=1 PYTHONPATH=/tmp/site-vllm python3 -m vllm.entrypoints.openai.api_server \
     --model "$MODEL" --host 127.0.0.1 --port $VPORT --gpu-memory-utilization "$MEM" --max-model-len "$CTX" \
-    --enable-prompt-tokens-details > "$LOGS/vllm.log" 2>&1 < /dev/null &
+    --enable-prompt-tokens-details $VARGS > "$LOGS/vllm.log" 2>&1 < /dev/null &
   echo $! > "$LOGS/vllm.pid"; say "started vLLM (pid $!)"
 }
 
@@ -63,7 +67,7 @@ start_sglang() {
   # Default attention backend (FA3 on Hopper) and sampler: no --attention-backend/--sampling-backend.
   setsid nohup env PYTHONPATH=/tmp/site-sglang python3 -m sglang.launch_server --model-path "$MODEL" \
     --host 127.0.0.1 --port $SPORT --mem-fraction-static "$MEM" --context-length "$CTX" \
-    --enable-cache-report --enable-metrics > "$LOGS/sglang.log" 2>&1 < /dev/null &
+    --enable-cache-report --enable-metrics $SARGS > "$LOGS/sglang.log" 2>&1 < /dev/null &
   echo $! > "$LOGS/sglang.pid"; say "started SGLang (pid $!)"
 }
 
@@ -105,7 +109,7 @@ xc() {  # crosscheck.py with the device's layout
   PYTHONPATH="$root/runner:/tmp/site-sbdeps" python3 "$here/crosscheck.py" "$@" --workdir "$WORK" --model "$MODEL" \
     --vllm-url http://127.0.0.1:$VPORT --sglang-url http://127.0.0.1:$SPORT \
     --sglang-pythonpath "/tmp/site-sglang:/tmp/site-ds${DSX}" --vllm-pythonpath "/tmp/site-vllm${DSX}" \
-    --sb-pythonpath "$root/runner:/tmp/site-sbdeps" --sb-sglang-pythonpath "$root/runner:/tmp/site-sglang"
+    --sb-pythonpath "$root/runner:/tmp/site-sbdeps" --sb-sglang-pythonpath "$root/runner:/tmp/site-sglang" $XARGS
 }
 
 # The optional dsx bundle (pandas, pyarrow, xxhash, fsspec) is only staged when the image lacks them.

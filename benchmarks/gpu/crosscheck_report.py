@@ -97,6 +97,7 @@ def _arm_row(o: ArmOutcome) -> dict[str, object]:
         "flushed": o.flushed,
         "server_prefix_hit_rate": hits,
         "client_cpu_s": None if o.client_cpu_s is None else round(o.client_cpu_s, 2),
+        "client_cpu_peak": o.client_cpu_peak,
         "error": o.error,
     }
 

@@ -199,6 +199,8 @@ class ArmOutcome:
     #: User + system CPU seconds of the arm's whole process (imports and tokenizer included):
     #: a client that saturates its core delays its own timestamps.
     client_cpu_s: float | None = None
+    #: The client's busiest 1-s window, in cores (sampled every 0.5 s): ~1.0 is a saturated client.
+    client_cpu_peak: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
