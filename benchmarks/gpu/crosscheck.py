@@ -30,9 +30,10 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 from crosscheck_plan import (
     ENGINE_OF,
@@ -210,6 +211,39 @@ def _proc_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_sampled(
+    argv: Sequence[str], env: dict[str, str], log: IO[str], timeout_s: float
+) -> tuple[int, bool, float]:
+    """Run one client to its end: (exit code, 124 when killed at ``timeout_s``; timed out; peak).
+
+    The peak is the client's busiest 1-s CPU window.
+
+    The window is in cores, sampled every 0.5 s: near 1.0 means the client, not the server, set
+    the pace (the whole-process total also holds imports and tokenizer loading).
+    """
+    t0, peak = time.monotonic(), 0.0
+    samples: list[tuple[float, float]] = []
+    proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    while True:
+        try:
+            return proc.wait(timeout=0.5), False, round(peak, 3)
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if now - t0 > timeout_s:
+            proc.kill()
+            proc.wait()
+            return 124, True, round(peak, 3)
+        cpu = _proc_cpu_s(proc.pid)
+        if cpu is None:
+            continue
+        samples.append((now, cpu))
+        while len(samples) > 2 and now - samples[1][0] >= 1.0:
+            samples.pop(0)  # keep the newest sample at least 1 s old as the window's start
+        if now - samples[0][0] >= 1.0:
+            peak = max(peak, (cpu - samples[0][1]) / (now - samples[0][0]))
+
+
 def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 10) -> ArmOutcome:
     """Flush, run one arm's process, read its result; never raises for the arm's failures."""
     t = next(t for t in cfg.targets if t.path == arm.path)
@@ -219,30 +253,10 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
     before = cache_counters(arm.engine, t.url)
     t0, cpu0 = time.monotonic(), _children_cpu_s()
     error = None
-    peak = 0.0
     with (arm.outdir / "log.txt").open("w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            arm.argv, env={**os.environ, **dict(arm.env)}, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-        # Sample the client's CPU every 0.5 s: a 1-s window near 1.0 core means the client, not the
-        # server, set the pace (the whole-process total also holds imports and tokenizer loading).
-        samples: list[tuple[float, float]] = []
-        rc = None
-        while rc is None:
-            try:
-                rc = proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                if time.monotonic() - t0 > timeout_s:
-                    proc.kill()
-                    rc, error = proc.wait(), f"timed out after {timeout_s:.0f} s"
-                    break
-                c = _proc_cpu_s(proc.pid)
-                if c is not None:
-                    samples.append((time.monotonic(), c))
-                    (t1, c1) = samples[-1]
-                    old = [(t, c) for t, c in samples if t1 - t >= 1.0]
-                    if old:
-                        peak = max(peak, (c1 - old[-1][1]) / (t1 - old[-1][0]))
+        rc, timed_out, peak = run_sampled(arm.argv, {**os.environ, **dict(arm.env)}, log, timeout_s)
+    if timed_out:
+        error = f"timed out after {timeout_s:.0f} s"
     wall, cpu = time.monotonic() - t0, _children_cpu_s() - cpu0
     after = cache_counters(arm.engine, t.url)
     try:
@@ -253,7 +267,7 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
         error = f"no result (exit {rc}); see {arm.outdir / 'log.txt'}"
     return ArmOutcome(
         arm.arm_id, arm.path, arm.engine, arm.client, arm.concurrency, arm.round, arm.n_prompts,
-        arm.command(), rc, wall, flushed, metrics, error, _delta(before, after), cpu, round(peak, 3),
+        arm.command(), rc, wall, flushed, metrics, error, _delta(before, after), cpu, peak,
     )  # fmt: skip
 
 

@@ -376,3 +376,19 @@ def test_structbench_metrics_agree_with_the_reference_formulas() -> None:
         assert doc[metric] == pytest.approx(refdef[metric])
     assert doc["mean_ttft_steady_ms"] == pytest.approx((60 + 80 + 100) / 3)
     assert doc["output_lens"] == [11] * 5 and doc["failed"] == 0
+
+
+def test_run_sampled_tells_a_busy_client_from_an_idle_one(tmp_path: Path) -> None:
+    """The peak CPU window separates a spinning client from a sleeping one; a hung one is killed."""
+    from crosscheck import run_sampled
+
+    env = {"PATH": "/usr/bin:/bin"}
+    busy = [sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 2.5: pass"]
+    idle = [sys.executable, "-c", "import time; time.sleep(2.5)"]
+    with (tmp_path / "log.txt").open("w") as log:
+        rc_busy, out_busy, peak_busy = run_sampled(busy, env, log, timeout_s=60)
+        rc_idle, out_idle, peak_idle = run_sampled(idle, env, log, timeout_s=60)
+        rc_hung, out_hung, _ = run_sampled(idle, env, log, timeout_s=0.6)
+    assert (rc_busy, out_busy, rc_idle, out_idle) == (0, False, 0, False)
+    assert peak_busy > 0.3 > peak_idle  # loose: a loaded 2-core machine still shows the gap
+    assert (rc_hung, out_hung) == (124, True)
