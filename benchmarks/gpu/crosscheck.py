@@ -12,6 +12,7 @@ Steps (all take the same options; ``run`` resumes, skipping arms that already su
 
     crosscheck.py plan                     # print every command, run nothing
     crosscheck.py prepare --tokenizer DIR  # the workload and each client's dataset files
+    crosscheck.py warmup                   # untimed requests to each path's server, then a flush
     crosscheck.py run [--deadline-s 540]   # the arms, in order, until the deadline
     crosscheck.py report                   # crosscheck.json and crosscheck.md from arms.jsonl
 
@@ -56,7 +57,7 @@ from crosscheck_results import (
     parse_structbench,
     parse_vllm,
 )
-from crosscheck_server import cache_counters, flush, record_versions
+from crosscheck_server import cache_counters, flush, record_versions, warm_up
 from crosscheck_workload import (
     ChatTokenizer,
     TokenCounter,
@@ -74,7 +75,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line (one parser: every step takes the same options)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("step", choices=("plan", "prepare", "run", "report", "pack"))
+    p.add_argument("step", choices=("plan", "prepare", "warmup", "run", "report", "pack"))
     p.add_argument("--workdir", default="/tmp/xcheck")
     p.add_argument("--model", required=True, help="served model name (= model path for both servers)")
     p.add_argument("--tokenizer", help="tokenizer folder (default: --model)")
@@ -97,6 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="print every command (the plan step) and stop")
     p.add_argument("--flush-attempts", type=int, default=10, help="run: tries per flush, 0.5 s apart")
     p.add_argument("--pack-to", default="crosscheck_raw.tgz", help="pack: the tar.gz to write")
+    p.add_argument("--warmup-n", type=int, default=256, help="warmup: untimed requests per path")
+    p.add_argument("--warmup-concurrency", type=int, default=64)
     p.add_argument("--info", help="report: a JSON file merged into the document (e.g. server backends)")
     p.add_argument(
         "--words-as-tokens", action="store_true", help="prepare: no tokenizer, one word = one token (tests)"
@@ -178,6 +181,22 @@ def cmd_prepare(cfg: PlanConfig, args: argparse.Namespace) -> None:
     mean_tokens = sum(w.rendered_tokens) / len(w.rendered_tokens) if w.rendered_tokens else None
     took = time.monotonic() - t0
     print(f"workload: {n_max} prompts, mean rendered tokens {mean_tokens}, stop {w.stop} ({took:.1f} s)")
+
+
+def cmd_warmup(cfg: PlanConfig, args: argparse.Namespace) -> None:
+    """Untimed requests to each path's server, so that no arm pays a fresh server's one-off costs."""
+    w = load_workload(cfg.workdir / "workload" / "workload.json")
+    n = min(args.warmup_n, len(w.prompts))
+    for t in cfg.targets:
+        engine = ENGINE_OF[t.path]
+        prompts = w.rendered[:n] if t.path == "sglang-generate" and w.rendered else w.prompts[:n]
+        t0 = time.monotonic()
+        ok, sent = warm_up(engine, t.url, t.model, prompts, args.warmup_concurrency)
+        flushed = flush(engine, t.url, attempts=args.flush_attempts)
+        print(
+            f"warm-up {t.path}: {ok}/{sent} ok in {time.monotonic() - t0:.1f} s, flushed {flushed}",
+            flush=True,
+        )
 
 
 def _metrics(arm: Arm) -> ArmMetrics | None:
@@ -362,7 +381,14 @@ def main(argv: list[str] | None = None) -> None:
     """Dispatch one step."""
     args = parse_args(argv)
     cfg = config(args)
-    steps = {"plan": cmd_plan, "prepare": cmd_prepare, "run": cmd_run, "report": cmd_report, "pack": cmd_pack}
+    steps = {
+        "plan": cmd_plan,
+        "prepare": cmd_prepare,
+        "warmup": cmd_warmup,
+        "run": cmd_run,
+        "report": cmd_report,
+        "pack": cmd_pack,
+    }
     steps["plan" if args.dry_run else args.step](cfg, args)
 
 

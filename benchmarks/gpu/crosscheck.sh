@@ -6,8 +6,12 @@
 #   bash benchmarks/gpu/crosscheck.sh wait          # wait for both again (when setup's call ran out of time)
 #   bash benchmarks/gpu/crosscheck.sh run [PATHS]   # prepare the workload once, run arms until the budget,
 #                                                   # report; PATHS: vllm-chat,sglang-generate,sglang-oai-chat
+#   bash benchmarks/gpu/crosscheck.sh solo ENGINE [PATHS]  # one server at a time: stop the other engine's,
+#                                                   # start ENGINE's alone (vllm|sglang), wait, then `run` its paths
 #   bash benchmarks/gpu/crosscheck.sh stop          # stop the two servers this script started
 #
+# `solo` gives each engine the whole GPU (its memory fraction counts only its own memory; with both
+# resident, the second one's KV capacity depends on what the first one took) and no idle neighbour.
 # Each call stays within XC_BUDGET_S (default 570 s) of its own wall time. The servers outlive
 # the call (setsid nohup), and so does /tmp/xcheck, as long as the next call comes within ~30 s.
 # `run` resumes: call it again until it prints "all arms done". Everything for $OUT is compact:
@@ -27,7 +31,8 @@ VARGS=${XC_VLLM_ARGS:-}; SARGS=${XC_SGLANG_ARGS:-}
 XARGS=${XC_ARGS:-}
 VPORT=${XC_VLLM_PORT:-8100}; SPORT=${XC_SGLANG_PORT:-8200}; LOGS=/tmp/xcheck-logs; WORK=${XC_WORKDIR:-/tmp/xcheck}
 mkdir -p "$LOGS" "$WORK"
-exec > >(tee -a "$OUT/crosscheck_${1:-none}.log") 2>&1
+logname=${1:-none}; [ "$logname" = solo ] && logname="solo-${2:-}"
+exec > >(tee -a "$OUT/crosscheck_$logname.log") 2>&1
 export PYTHONUNBUFFERED=1
 
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
@@ -59,7 +64,7 @@ start_vllm() {
 start_sglang() {
   alive sglang && { say "SGLang already running"; return 0; }
   # Two engines that profile memory at once misread each other's: wait for vLLM's KV-cache line.
-  until grep -q "KV cache" "$LOGS/vllm.log" 2>/dev/null; do
+  until ! alive vllm || grep -q "KV cache" "$LOGS/vllm.log" 2>/dev/null; do
     alive vllm || { say "vLLM died:"; tail -30 "$LOGS/vllm.log"; return 1; }
     (( $(left) > 60 )) || { say "no time left to start SGLang"; return 1; }
     sleep 2
@@ -81,11 +86,35 @@ wait_healthy() {  # NAME PORT: poll /health while the process lives and the budg
   say "$name healthy"
 }
 
-backends() {  # what each engine runs on, from its log and its server info; also $WORK/info.json
-  {
+stop_server() {  # NAME: TERM its process group, wait until it is gone (its GPU memory freed), else KILL
+  alive "$1" || return 0
+  local pid; pid=$(cat "$LOGS/$1.pid"); kill -TERM -- "-$pid" 2>/dev/null
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || { say "stopped $1"; return 0; }; sleep 1; done
+  kill -KILL -- "-$pid" 2>/dev/null; sleep 3; say "killed $1"
+}
+
+backends() {  # [ENGINE]: what each live engine runs on, from its log and server info; also $WORK/info.json
+  # Each engine's part is kept in $WORK, so that solo calls (one server at a time) add up.
+  local only=${1:-}
+  if [ -z "$only" ] || [ "$only" = vllm ]; then backends_vllm > "$WORK/backends-vllm.txt" 2>&1; fi
+  if [ -z "$only" ] || [ "$only" = sglang ]; then backends_sglang > "$WORK/backends-sglang.txt" 2>&1; fi
+  cat "$WORK"/backends-*.txt > "$OUT/backends.txt" 2>/dev/null
+  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv >> "$OUT/backends.txt" 2>/dev/null
+  python3 - "$OUT/backends.txt" "$WORK/info.json" <<'PY'
+import json, sys
+json.dump({"backends_txt": open(sys.argv[1], encoding="utf-8", errors="replace").read().splitlines()}, open(sys.argv[2], "w"), indent=1)
+PY
+  cat "$OUT/backends.txt"
+}
+
+backends_vllm() {
     echo "== vLLM $(curl -s http://127.0.0.1:$VPORT/version)"
     grep -iE "attention backend|Using .*backend|FLASH_ATTN|flash.?attn|structured.?outputs|xgrammar|guidance|cuda ?graph|KV cache|max_num_batched|sampler" \
       "$LOGS/vllm.log" | cut -c1-300 | head -25
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader 2>/dev/null | sed 's/^/GPU memory used with vLLM alone: /'
+}
+
+backends_sglang() {
     echo "== SGLang"
     curl -s http://127.0.0.1:$SPORT/server_info | python3 -c "
 import json, sys
@@ -96,13 +125,7 @@ for k in ('version', 'attention_backend', 'decode_attention_backend', 'prefill_a
     print(f'{k}: {d.get(k)}')" 2>/dev/null
     grep -iE "fa3|attention backend|by default|grammar|sampling backend|cuda graph|KV Cache|max_total_num_tokens" \
       "$LOGS/sglang.log" | cut -c1-300 | head -25
-    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv 2>/dev/null
-  } > "$OUT/backends.txt" 2>&1
-  python3 - "$OUT/backends.txt" "$WORK/info.json" <<'PY'
-import json, sys
-json.dump({"backends_txt": open(sys.argv[1], encoding="utf-8", errors="replace").read().splitlines()}, open(sys.argv[2], "w"), indent=1)
-PY
-  cat "$OUT/backends.txt"
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader 2>/dev/null | sed 's/^/GPU memory used: /'
 }
 
 xc() {  # crosscheck.py with the device's layout
@@ -110,6 +133,32 @@ xc() {  # crosscheck.py with the device's layout
     --vllm-url http://127.0.0.1:$VPORT --sglang-url http://127.0.0.1:$SPORT \
     --sglang-pythonpath "/tmp/site-sglang:/tmp/site-ds${DSX}" --vllm-pythonpath "/tmp/site-vllm${DSX}" \
     --sb-pythonpath "$root/runner:/tmp/site-sbdeps" --sb-sglang-pythonpath "$root/runner:/tmp/site-sglang" $XARGS
+}
+
+server_pid() {  # PATH: the pid of the server that path talks to (a restarted server is warmed again)
+  local e=vllm; [[ $1 == sglang* ]] && e=sglang; cat "$LOGS/$e.pid" 2>/dev/null || echo attached
+}
+
+run_paths() {  # PATHS: prepare the workload once, run its arms until the budget, report, pack
+  local paths=$1
+  for n in vllm:$VPORT sglang:$SPORT; do  # only the servers these paths need
+    [[ $paths == *${n%%:*}* ]] || continue
+    curl -sf "http://127.0.0.1:${n#*:}/health" > /dev/null || { say "${n%%:*} is not healthy"; tail -20 "$LOGS/${n%%:*}.log"; exit 1; }
+  done
+  if [ ! -f "$WORK/arms.jsonl" ] && [ -n "${XC_RESUME_FROM:-}" ] && [ -f "$XC_RESUME_FROM" ]; then
+    # A machine that went cold lost $WORK: take back the arms an earlier call returned (its
+    # crosscheck_raw.tgz); the workload is rebuilt by prepare, deterministically (seed 0).
+    tar -xzf "$XC_RESUME_FROM" -C "$WORK" --exclude workload/workload.json --exclude crosscheck.json \
+      && say "resumed $(wc -l < "$WORK/arms.jsonl") arm(s) from $XC_RESUME_FROM"
+  fi
+  [ -f "$WORK/workload/workload.json" ] || xc prepare || exit 1
+  local p; for p in ${paths//,/ }; do  # one untimed warm-up per path and server start
+    [ -f "$WORK/warm-$p-$(server_pid "$p")" ] && continue
+    xc warmup --paths "$p" && touch "$WORK/warm-$p-$(server_pid "$p")"
+  done
+  xc run --paths "$paths" --deadline-s $(( $(left) - 25 ))
+  xc report --info "$WORK/info.json" && cp "$WORK/crosscheck.json" "$WORK/crosscheck.md" "$OUT/"
+  xc pack --pack-to "$OUT/crosscheck_raw.tgz"
 }
 
 # The optional dsx bundle (pandas, pyarrow, xxhash, fsspec) is only staged when the image lacks them.
@@ -125,18 +174,21 @@ case "${1:-}" in
   wait)
     wait_healthy vllm $VPORT && wait_healthy sglang $SPORT && backends ;;
   run)
-    paths=${2:-vllm-chat,sglang-generate,sglang-oai-chat}
-    for n in vllm:$VPORT sglang:$SPORT; do  # only the servers these paths need
-      [[ $paths == *${n%%:*}* ]] || continue
-      curl -sf "http://127.0.0.1:${n#*:}/health" > /dev/null || { say "${n%%:*} is not healthy"; tail -20 "$LOGS/${n%%:*}.log"; exit 1; }
-    done
-    [ -f "$WORK/workload/workload.json" ] || xc prepare || exit 1
-    xc run --paths "$paths" --deadline-s $(( $(left) - 25 ))
-    xc report --info "$WORK/info.json" && cp "$WORK/crosscheck.json" "$WORK/crosscheck.md" "$OUT/"
-    xc pack --pack-to "$OUT/crosscheck_raw.tgz" ;;
+    run_paths "${2:-vllm-chat,sglang-generate,sglang-oai-chat}" ;;
+  solo)
+    eng=${2:-}
+    case "$eng" in
+      vllm) other=sglang; port=$VPORT; paths=${3:-vllm-chat} ;;
+      sglang) other=vllm; port=$SPORT; paths=${3:-sglang-generate,sglang-oai-chat} ;;
+      *) say "solo takes vllm or sglang"; exit 2 ;;
+    esac
+    stop_server "$other"
+    convert || exit 1
+    "start_$eng" || exit 1
+    wait_healthy "$eng" "$port" || exit 1
+    backends "$eng"
+    run_paths "$paths" ;;
   stop)
-    for s in sglang vllm; do
-      alive "$s" && kill -TERM -- "-$(cat "$LOGS/$s.pid")" && say "stopped $s"
-    done ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+    for s in sglang vllm; do stop_server "$s"; done ;;
+  *) sed -n '2,18p' "$0"; exit 2 ;;
 esac

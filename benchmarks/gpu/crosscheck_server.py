@@ -154,3 +154,43 @@ def record_versions(path: Path, python: str, targets: Sequence[Target]) -> None:
         }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+
+
+def _post_json(url: str, body: dict[str, object], timeout_s: float) -> int:
+    data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def warm_up(
+    engine: str, url: str, model: str, prompts: Sequence[str], concurrency: int, max_tokens: int = 32
+) -> tuple[int, int]:
+    """Send ``prompts`` (rendered for SGLang's ``/generate``) ``concurrency`` at a time, untimed.
+
+    A fresh server's first requests pay one-off costs (lazily compiled kernels, allocator growth)
+    that would otherwise land in whichever arm runs first. Returns (ok, sent).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = url.rstrip("/")
+
+    def one(prompt: str) -> int:
+        if engine == "vllm":
+            body: dict[str, object] = {
+                "model": model, "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": max_tokens, "ignore_eos": True,
+            }  # fmt: skip
+            return _post_json(base + "/v1/chat/completions", body, 300.0)
+        params = {"max_new_tokens": max_tokens, "ignore_eos": True}
+        return _post_json(base + "/generate", {"text": prompt, "sampling_params": params}, 300.0)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        codes = list(pool.map(one, prompts))
+    return sum(1 for c in codes if c == 200), len(codes)

@@ -392,3 +392,40 @@ def test_run_sampled_tells_a_busy_client_from_an_idle_one(tmp_path: Path) -> Non
     assert (rc_busy, out_busy, rc_idle, out_idle) == (0, False, 0, False)
     assert peak_busy > 0.3 > peak_idle  # loose: a loaded 2-core machine still shows the gap
     assert (rc_hung, out_hung) == (124, True)
+
+
+def test_warm_up_sends_each_prompt_untimed_to_the_engine_route() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from crosscheck_server import warm_up
+
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body))
+            self.send_response(200 if self.path in ("/generate", "/v1/chat/completions") else 404)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert warm_up("sglang", url, "M", ["a", "b", "c"], 2, max_tokens=8) == (3, 3)
+        assert warm_up("vllm", url + "/", "M", ["d"], 2) == (1, 1)
+        assert warm_up("vllm", "http://127.0.0.1:9", "M", ["e"], 1) == (0, 1)  # unreachable: not ok
+    finally:
+        server.shutdown()
+    gen = [b for p, b in seen if p == "/generate"]
+    assert sorted(str(b["text"]) for b in gen) == ["a", "b", "c"]
+    assert all(b["sampling_params"] == {"max_new_tokens": 8, "ignore_eos": True} for b in gen)
+    chat = [b for p, b in seen if p == "/v1/chat/completions"]
+    assert chat == [
+        {"model": "M", "messages": [{"role": "user", "content": "d"}], "max_tokens": 32, "ignore_eos": True}
+    ]
