@@ -337,7 +337,7 @@ def cmd_report(cfg: PlanConfig, args: argparse.Namespace) -> None:
     outcomes = read_outcomes(cfg.workdir / "arms.jsonl")
     wpath = cfg.workdir / "workload" / "workload.json"
     w = load_workload(wpath) if wpath.exists() else None
-    entries = build_entries(outcomes, cfg.output_len, w)
+    entries = build_entries(outcomes, cfg.output_len, w, min_rounds=cfg.rounds)
     servers = cfg.workdir / "servers.json"
     import structbench  # the runner on PYTHONPATH: its version goes in the document
 

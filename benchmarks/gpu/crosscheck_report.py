@@ -110,7 +110,9 @@ def crosscheck_doc(
     return {
         "schema_version": SCHEMA_VERSION,
         "target": list(TARGET),
-        "all_within_target": bool(gated) and all(e.within_target for e in gated),
+        # Within target only when every check held too (a ratio over an incomplete workload is no verdict).
+        "all_within_target": bool(gated)
+        and all(e.within_target and all(dict(e.checks).values()) for e in gated),
         **meta,
         "definitions": DEFINITIONS,
         "entries": [entry_to_dict(e) for e in entries],

@@ -269,18 +269,34 @@ def _checks(
     )
 
 
-def build_entries(outcomes: Sequence[ArmOutcome], output_len: int, w: Workload | None = None) -> list[Entry]:
-    """Group arms by (path, concurrency) and compare the clients' means over rounds."""
+def paired_rounds(sb: Sequence[ArmOutcome], ref: Sequence[ArmOutcome]) -> list[int]:
+    """Rounds in which both clients produced figures: the only ones a ratio may compare."""
+    return sorted(
+        {a.round for a in sb if a.metrics is not None} & {a.round for a in ref if a.metrics is not None}
+    )
+
+
+def build_entries(
+    outcomes: Sequence[ArmOutcome], output_len: int, w: Workload | None = None, min_rounds: int = 2
+) -> list[Entry]:
+    """Group arms by (path, concurrency) and compare the clients' means over their paired rounds.
+
+    A round that only one client finished (a sitting cut short) stays in ``per_round`` but out of
+    the means, so that neither client's figure carries a round the other lacks; ``rounds_paired``
+    says whether at least ``min_rounds`` rounds were compared.
+    """
     keys = sorted({(a.path, a.concurrency) for a in outcomes}, key=lambda k: (k[0], k[1]))
     entries: list[Entry] = []
     for path, c in keys:
         group = [a for a in outcomes if a.path == path and a.concurrency == c]
         sb = [a for a in group if a.client == "structbench"]
         ref = [a for a in group if a.client == "reference"]
-        checks = _checks(sb, ref, w, output_len)
+        paired = paired_rounds(sb, ref)
+        checks = (*_checks(sb, ref, w, output_len), ("rounds_paired", len(paired) >= min_rounds))
         commands = tuple(a.command for a in sorted(group, key=lambda a: (a.round, a.arm_id)))
+        sb_p, ref_p = [a for a in sb if a.round in paired], [a for a in ref if a.round in paired]
         for metric in (*METRICS, *INFO_METRICS):
-            entries.append(_entry(group, sb, ref, metric, checks, commands))
+            entries.append(_entry(group, sb_p, ref_p, metric, checks, commands))
     return entries
 
 
@@ -300,8 +316,8 @@ def _entry(
     per_round = tuple(
         (
             r,
-            _mean(_value(a, metric) for a in sb if a.round == r),
-            _mean(_value(a, metric) for a in ref if a.round == r),
+            _mean(_value(a, metric) for a in group if a.client == "structbench" and a.round == r),
+            _mean(_value(a, metric) for a in group if a.client == "reference" and a.round == r),
         )
         for r in rounds
     )

@@ -250,6 +250,21 @@ def test_entries_average_rounds_and_gate_the_three_metrics() -> None:
     assert all(dict(tput.checks).values()) and len(tput.commands) == 4
 
 
+def test_a_round_only_one_client_finished_stays_out_of_the_ratio() -> None:
+    outs = [
+        _outcome("reference", 0, _metrics(100.0, 10.0)),
+        _outcome("structbench", 0, _metrics(100.0, 10.0)),
+        _outcome("structbench", 1, _metrics(150.0, 10.0)),  # its reference arm never ran
+    ]
+    tput = next(e for e in build_entries(outs, 8, _workload()) if e.metric == "output_throughput")
+    assert tput.ratio == pytest.approx(1.0) and tput.structbench == pytest.approx(100.0)
+    assert tput.per_round == ((0, 100.0, 100.0), (1, 150.0, None))
+    assert dict(tput.checks)["rounds_paired"] is False
+    assert dict(build_entries(outs, 8, _workload(), min_rounds=1)[0].checks)["rounds_paired"] is True
+    doc = crosscheck_doc(build_entries(outs, 8, _workload()), outs, {})
+    assert doc["all_within_target"] is False  # every ratio in range, but a check failed
+
+
 def test_checks_catch_a_workload_that_differs() -> None:
     outs = [
         _outcome("reference", 0, _metrics(100.0, 10.0, out=7)),  # stopped short of the fixed length
@@ -274,7 +289,7 @@ def test_outcome_json_round_trip_and_document_shape() -> None:
     o = _outcome("structbench", 0, _metrics(99.0, 10.0))
     assert outcome_from_json(outcome_to_json(o)) == o
     outs = [o, _outcome("reference", 0, _metrics(100.0, 10.0))]
-    entries = build_entries(outs, 8, _workload())
+    entries = build_entries(outs, 8, _workload(), min_rounds=1)
     doc = json.loads(json.dumps(crosscheck_doc(entries, outs, {"servers": {}})))
     assert doc["target"] == [0.97, 1.03] and doc["all_within_target"] is True
     e = doc["entries"][0]
@@ -429,3 +444,44 @@ def test_warm_up_sends_each_prompt_untimed_to_the_engine_route() -> None:
     assert chat == [
         {"model": "M", "messages": [{"role": "user", "content": "d"}], "max_tokens": 32, "ignore_eos": True}
     ]
+
+
+def test_compact_table_keeps_each_clients_per_request_timings(tmp_path: Path) -> None:
+    import csv
+    import lzma
+
+    from crosscheck_compact import compact
+
+    arms = tmp_path / "arms"
+    ref = {"ttfts": [0.1, 0.2], "itls": [[0.01, 0.01], [0.02]], "input_lens": [5, 6], "output_lens": [3, 2]}
+    (arms / "r0-c2-vllm-chat-reference").mkdir(parents=True)
+    (arms / "r0-c2-vllm-chat-reference" / "result.json").write_text(
+        json.dumps({**ref, "start_times": [10.0, 10.5]})
+    )
+    (arms / "r1-c2-sglang-generate-reference").mkdir()
+    (arms / "r1-c2-sglang-generate-reference" / "result.jsonl").write_text(json.dumps(ref) + "\n")
+    (arms / "r0-c2-vllm-chat-structbench").mkdir()
+    rec = {"t_sent": 5.0, "t_first_token": 5.25, "t_done": 6.0, "prompt_tokens": 5, "completion_tokens": 3}
+    lines = [json.dumps(rec), json.dumps({**rec, "warmup": True})]  # warm-ups are not measured
+    (arms / "r0-c2-vllm-chat-structbench" / "records.jsonl").write_text("\n".join(lines))
+    (arms / "not-an-arm").mkdir()
+    out = tmp_path / "req.csv.xz"
+    assert compact(tmp_path, out) == 5
+    rows = list(csv.DictReader(lzma.decompress(out.read_bytes()).decode().splitlines()))
+    by_arm = {(r["arm"], r["request"]): r for r in rows}
+    v = by_arm[("r0-c2-vllm-chat-reference", "1")]
+    assert (v["send_ms"], v["ttft_ms"], v["e2el_ms"], v["output_len"]) == (
+        "500.000",
+        "200.000",
+        "220.000",
+        "2",
+    )
+    s = by_arm[("r1-c2-sglang-generate-reference", "0")]
+    assert s["send_ms"] == "" and s["e2el_ms"] == "120.000" and s["round"] == "1"
+    b = by_arm[("r0-c2-vllm-chat-structbench", "0")]
+    assert (b["client"], b["ttft_ms"], b["e2el_ms"], b["input_len"]) == (
+        "structbench",
+        "250.000",
+        "1000.000",
+        "5",
+    )
