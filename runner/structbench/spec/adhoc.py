@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from structbench.engines.registry import engine_kinds, spec_class
 from structbench.errors import UserError
 from structbench.spec.loaded import LoadedSuite, LoadedTask
-from structbench.spec.loader import load_suite, load_task, read_doc
+from structbench.spec.loader import ENV_NAME, load_suite, load_task, read_doc
 from structbench.spec.suite import SuiteSpec, suite_model
 
 __all__ = ["ADHOC_SUITE_FILE", "EndpointFlags", "LoadFlags", "RunFlags", "SuitePick", "suite_for_run"]
@@ -217,6 +217,10 @@ def _engine_fields(engine: Mapping[str, Any], ep: EndpointFlags) -> dict[str, An
     if ep.api is not None:
         put("api", "--api", ep.api)
     if ep.api_key_env is not None:
+        if not ENV_NAME.fullmatch(ep.api_key_env):
+            raise UserError(
+                "--api-key-env: must name an environment variable (e.g. OPENAI_API_KEY), not hold a key"
+            )
         put("api_key_env", "--api-key-env", ep.api_key_env)
     return out
 

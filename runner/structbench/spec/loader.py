@@ -49,7 +49,8 @@ from structbench.spec.validate import validate
 __all__ = ["LoadedSuite", "LoadedTask", "load_path", "load_suite", "load_task", "read_doc", "resolved_dict"]
 
 _TASK: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What ``api_key_env`` may hold: a variable name (a key pasted there would reach the manifest)."""
 
 
 def load_suite(path: str | Path) -> LoadedSuite:
@@ -151,7 +152,7 @@ def _check_engines(doc: MarkedDoc, spec: SuiteSpec) -> None:
             raise doc.error(("engines", i, "name"), msg)
         seen[engine.name] = i
         key_env = engine.key_env
-        if key_env is not None and not _ENV_NAME.fullmatch(key_env):
+        if key_env is not None and not ENV_NAME.fullmatch(key_env):
             # Refuse what looks like a key pasted in: the spec goes into the manifest.
             raise doc.error(
                 ("engines", i, "api_key_env"),
