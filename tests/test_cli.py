@@ -174,6 +174,8 @@ def test_run_help_imports_no_engine_package() -> None:
         (["--concurrency", "1,x"], "--concurrency"),
         (["--request-rate", "-1"], "--request-rate"),
         (["--goodput", "ttft"], "--goodput"),
+        (["--metric-percentiles", "150"], "--metric-percentiles"),
+        (["--percentile-metrics", "ttft,queue"], "--percentile-metrics"),
         (["--server-env", "NOEQUALS"], "--server-env"),
         (["--nosuch-flag"], "--nosuch-flag"),
         (

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from structbench import __version__
-from structbench.cli_run import SectionedCommand, flags_from, given_flags, run_options
+from structbench.cli_run import SectionedCommand, flags_from, given_flags, run_options, save_result_options
 from structbench.errors import UserError
+
+if TYPE_CHECKING:
+    from structbench.metrics import RunSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,11 +84,7 @@ def run(suite: Path | None, **opts: Any) -> None:
             )
         )
     if opts["save_result"]:
-        from structbench.report.vllm_result import VllmResultOptions, write_vllm_results
-
-        pct = VllmResultOptions(opts["metric_percentiles"], opts["percentile_metrics"])
-        for path in write_vllm_results(out.run_dir, out.summary, pct):
-            click.echo(f"wrote {path}")
+        _save_results(out.run_dir, out.summary, opts)
     from rich.console import Console
 
     Console().print(render_terminal_table(out.summary))
@@ -146,15 +145,27 @@ def compile_cmd(engine_kind: str, num_items: int, task: Path) -> None:
     click.echo(compile_task(task, engine_kind, num_items))
 
 
-@main.command()
+def _save_results(run_dir: Path, summary: RunSummary, opts: dict[str, Any]) -> None:
+    """Write the ``vllm bench serve --save-result`` file of every cell."""
+    from structbench.report.vllm_result import VllmResultOptions, write_vllm_results
+
+    pct = VllmResultOptions(opts["metric_percentiles"], opts["percentile_metrics"])
+    for path in write_vllm_results(run_dir, summary, pct):
+        click.echo(f"wrote {path}")
+
+
+@main.command(cls=SectionedCommand)
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@save_result_options
 @_user_errors
-def report(run_dir: Path) -> None:
+def report(run_dir: Path, **opts: Any) -> None:
     """Rebuild scores, summary.json, report.md and report.html from RUN_DIR's records."""
     from structbench.report.build import build_report
 
-    build_report(run_dir)
+    summary = build_report(run_dir)
     click.echo(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+    if opts["save_result"]:
+        _save_results(run_dir, summary, opts)
 
 
 @main.command()

@@ -78,8 +78,10 @@ else:  # click's ParamType is generic only to type checkers in some versions
 class _CommaList(_NumbersType):
     """``1,8,64`` -> a tuple of numbers (``inf`` allowed where ``allow_inf``)."""
 
-    def __init__(self, kind: type[int] | type[float], *, allow_inf: bool = False) -> None:
-        self.kind, self.allow_inf = kind, allow_inf
+    def __init__(
+        self, kind: type[int] | type[float], *, allow_inf: bool = False, upper: float = math.inf
+    ) -> None:
+        self.kind, self.allow_inf, self.upper = kind, allow_inf, upper
         self.name = f"{kind.__name__}[,{kind.__name__}...]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -89,8 +91,9 @@ class _CommaList(_NumbersType):
             out = tuple(self.kind(v) for v in str(value).split(",") if v.strip())
         except ValueError:
             self.fail(f"'{value}' is not a comma-separated list of {self.kind.__name__}s", param, ctx)
-        if not out or any(not v > 0 or (math.isinf(v) and not self.allow_inf) for v in out):
-            bound = "> 0" + (" or inf" if self.allow_inf else "")
+        if not out or any(not 0 < v <= self.upper or (math.isinf(v) and not self.allow_inf) for v in out):
+            bound = "> 0" + (f" and <= {self.upper:g}" if math.isfinite(self.upper) else "")
+            bound += " or inf" if self.allow_inf else ""
             self.fail(f"'{value}': every value must be {bound}", param, ctx)
         return out
 
@@ -132,6 +135,26 @@ def _metric_names(ctx: click.Context, param: click.Parameter, value: str) -> tup
 
 
 _PATH = click.Path(path_type=Path)
+#: The ``--save-result`` options, shared by ``run`` and ``report``.
+SAVE_RESULT_OPTIONS: tuple[Callable[[F], F], ...] = (
+    click.option(
+        "--save-result", is_flag=True, default=False, help="Also write vllm bench serve's JSON for each cell."
+    ),
+    click.option(
+        "--metric-percentiles",
+        type=_CommaList(float, upper=100.0),
+        default="99",
+        show_default=True,
+        help="Percentiles in the --save-result files.",
+    ),
+    click.option(
+        "--percentile-metrics",
+        callback=_metric_names,
+        default=",".join(PERCENTILE_METRICS),
+        show_default=True,
+        help="Metrics given percentiles in the --save-result files.",
+    ),
+)
 _OPTIONS: tuple[Callable[[F], F], ...] = (
     # Endpoint
     click.option(
@@ -199,23 +222,7 @@ _OPTIONS: tuple[Callable[[F], F], ...] = (
         show_default=True,
         help="Results root.",
     ),
-    click.option(
-        "--save-result", is_flag=True, default=False, help="Also write vllm bench serve's JSON for each cell."
-    ),
-    click.option(
-        "--metric-percentiles",
-        type=_CommaList(float),
-        default="99",
-        show_default=True,
-        help="Percentiles in the --save-result files.",
-    ),
-    click.option(
-        "--percentile-metrics",
-        callback=_metric_names,
-        default=",".join(PERCENTILE_METRICS),
-        show_default=True,
-        help="Metrics given percentiles in the --save-result files.",
-    ),
+    *SAVE_RESULT_OPTIONS,
     click.option("--progress/--no-progress", default=True, show_default=True),
     # Run
     click.option(
@@ -230,6 +237,13 @@ _OPTIONS: tuple[Callable[[F], F], ...] = (
 def run_options(fn: F) -> F:
     """Apply every ``run`` option to ``fn`` (in declaration order in ``--help``)."""
     for option in reversed(_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def save_result_options(fn: F) -> F:
+    """Apply the ``--save-result`` options to ``fn`` (for ``report``)."""
+    for option in reversed(SAVE_RESULT_OPTIONS):
         fn = option(fn)
     return fn
 

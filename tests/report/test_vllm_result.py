@@ -129,3 +129,26 @@ def test_an_adhoc_run_is_refused_by_resume_in_one_line(run_dir: Path) -> None:
 
     with pytest.raises(UserError, match="command-line flags"):
         resume_run(run_dir, progress=False)
+
+
+def test_report_rebuilds_the_saved_results_with_other_percentiles(run_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from structbench.cli import main
+
+    args = [
+        "report",
+        str(run_dir),
+        "--save-result",
+        "--metric-percentiles",
+        "90,99.9",
+        "--percentile-metrics",
+        "ttft",
+    ]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    (path,) = run_dir.glob(f"cells/*/{RESULT_FILE}")
+    saved = json.loads(path.read_text())
+    assert {"p90_ttft_ms", "p99.9_ttft_ms", "mean_ttft_ms"} <= set(saved)
+    assert "p99_ttft_ms" not in saved and "mean_itl_ms" not in saved
+    assert f"wrote {path}" in res.output
