@@ -17,6 +17,7 @@ import pytest
 
 from structbench.records import run_records
 from structbench.report.vllm_result import RESULT_FILE
+from vllm_fixture import VLLM_CPU_ARGS, VLLM_CPU_ENV, vllm_python
 
 pytestmark = [pytest.mark.vllm_cpu, pytest.mark.slow, pytest.mark.timeout(1500)]
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,3 +57,35 @@ def test_adhoc_run_against_vllm_cpu(vllm_url: str, tmp_path: Path) -> None:
         assert saved["p50_itl_ms"] == pytest.approx(cell["median_itl_ms"])
         assert all(t > 0 for t in saved["ttfts"]) and all(len(row) > 0 for row in saved["itls"])
         assert f"wrote {run_dir / 'cells' / cell_id / RESULT_FILE}" in out.stdout
+
+
+def test_adhoc_launch_starts_and_stops_vllm_cpu(tmp_path: Path) -> None:
+    """``--launch``: structbench starts the server from the flags, runs the task and stops it."""
+    python = vllm_python()
+    if python is None:
+        pytest.skip("no vllm-cpu: set STRUCTBENCH_VLLM_PYTHON")
+    from structbench.engines.embedded.checkpoint import smollm2_checkpoint
+
+    ckpt = str(smollm2_checkpoint())
+    env = [a for k, v in VLLM_CPU_ENV.items() for a in ("--server-env", f"{k}={v}")]
+    args = [
+        *("run", "--engine", "vllm", "--launch", "--model", ckpt, "--server-python", python),
+        *("--server-args", " ".join(VLLM_CPU_ARGS), *env),
+        *("--task", "tasks/regex/iso_date.yaml", "--concurrency", "1", "-n", "2", "--num-warmups", "0"),
+        *("--results-dir", str(tmp_path), "--no-progress"),
+    ]
+    out = subprocess.run(
+        [sys.executable, "-m", "structbench.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1400,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run_dir,) = (tmp_path / "iso_date").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    (engine,) = manifest["spec"]["suite"]["engines"]
+    assert engine["url"] is None and engine["launch"]["model"] == ckpt
+    assert engine["launch"]["args"] == list(VLLM_CPU_ARGS)
+    records = list(run_records(run_dir))
+    assert len(records) == 2 and all(r.ok for r in records), [r.error for r in records]

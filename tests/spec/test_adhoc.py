@@ -160,6 +160,7 @@ def test_engine_flags_on_a_two_engine_suite_need_a_choice(
         (RunFlags(tasks=(INVOICE,), load=LoadFlags(concurrency=(1,), request_rate=(1.0,))), "give one"),
         (RunFlags(tasks=(INVOICE, INVOICE)), "--task: two tasks are named 'invoice'"),
         (RunFlags(), "give a SUITE or TASK file"),
+        (RunFlags(tasks=(ROOT / "suites" / "json.yaml",)), "is a suite, not a task"),
         (RunFlags(endpoint=_flags(base_url=URL, api_key_env="sk-abc123"), tasks=(INVOICE,)), "--api-key-env"),
     ],
 )

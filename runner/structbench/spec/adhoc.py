@@ -26,6 +26,7 @@ from structbench.engines.registry import engine_kinds, spec_class
 from structbench.errors import UserError
 from structbench.spec.loaded import LoadedSuite, LoadedTask
 from structbench.spec.loader import ENV_NAME, load_suite, load_task, read_doc
+from structbench.spec.paths import display_path
 from structbench.spec.suite import SuiteSpec, suite_model
 
 __all__ = ["ADHOC_SUITE_FILE", "EndpointFlags", "LoadFlags", "RunFlags", "SuitePick", "suite_for_run"]
@@ -174,6 +175,12 @@ def _engine_names(suite: LoadedSuite, wanted: Sequence[str]) -> tuple[str, ...]:
 
 
 def _load_tasks(paths: Sequence[Path], seed: int) -> tuple[LoadedTask, ...]:
+    for p in paths:
+        data = read_doc(p, "task").data
+        if "kind" not in data and "tasks" in data:
+            raise UserError(
+                f"--task: {display_path(p)} is a suite, not a task (give it as the SUITE argument)"
+            )
     tasks = tuple(load_task(p, seed=seed) for p in paths)
     seen: dict[str, Path] = {}
     for t in tasks:
