@@ -159,7 +159,8 @@ def _reload_suite(run_dir: Path, manifest: RunManifest) -> LoadedSuite:
         changed = sorted(k for k in {*now, *then} if now.get(k) != then.get(k))
         raise UserError(
             f"{suite.path} changed since the run ({', '.join(changed)} differ); "
-            "resume needs the same suite, tasks and data"
+            "resume needs the same suite, tasks and data "
+            "(and a run whose fields flags overrode cannot be resumed)"
         )
     return suite
 

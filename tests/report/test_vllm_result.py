@@ -152,3 +152,24 @@ def test_report_rebuilds_the_saved_results_with_other_percentiles(run_dir: Path)
     assert {"p90_ttft_ms", "p99.9_ttft_ms", "mean_ttft_ms"} <= set(saved)
     assert "p99_ttft_ms" not in saved and "mean_itl_ms" not in saved
     assert f"wrote {path}" in res.output
+
+
+def test_a_suite_run_with_overriding_flags_is_refused_by_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structbench.errors import UserError
+    from structbench.resume import resume_run
+
+    monkeypatch.setattr(run_mod, "create_engine", lambda spec, env: StreamingFake(spec.name))
+    monkeypatch.setattr(run_mod, "check_reachable", lambda name, url: None)
+    monkeypatch.setenv("STRUCTBENCH_ALLOW_OUTSIDE_PATHS", "1")
+    suite = tmp_path / "suite.yaml"
+    engines = [{"kind": "vllm", "url": "http://fake:1"}]
+    suite.write_text(
+        json.dumps({"name": "s", "tasks": [str(ROOT / "tasks/json/invoice.yaml")], "engines": engines})
+    )
+    flags = RunFlags(load=LoadFlags(concurrency=(1,), warmup=0))
+    opts = run_mod.RunOptions(suite, tmp_path / "results", num_requests=1, progress=False, flags=flags)
+    run_dir = run_mod.run_suite(opts).run_dir
+    with pytest.raises(UserError, match="flags overrode"):
+        resume_run(run_dir, progress=False)
