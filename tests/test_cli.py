@@ -136,3 +136,65 @@ def test_run_chat_fanout_and_judge_on_embedded_engine(tmp_path: Path) -> None:
     grades = [json.loads(ln) for ln in (run_dir / "judge.jsonl").read_text().splitlines()]
     assert len(grades) == 2
     assert "judge" in (run_dir / "report.md").read_text()
+
+
+def _cli(*args: str, cwd: Path = ROOT, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "structbench.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_run_help_groups_flags_as_vllm_bench_serve_does() -> None:
+    out = _cli("run", "--help")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    heads = [text.index(f"\n{h}:\n") for h in ("Endpoint", "Dataset / task", "Load", "Output")]
+    assert heads == sorted(heads)
+    sections = dict(zip(("endpoint", "task", "load", "output"), text[heads[0] :].split("\n\n"), strict=False))
+    assert "--base-url" in sections["endpoint"] and "--launch" in sections["endpoint"]
+    assert "--task" in sections["task"] and "--num-prompts" in sections["task"]
+    assert "--request-rate" in sections["load"] and "--max-concurrency" in sections["load"]
+    assert "--save-result" in sections["output"] and "--metric-percentiles" in sections["output"]
+
+
+def test_run_help_imports_no_engine_package() -> None:
+    rc, mods, err = _modules_after(["run", "--help"])
+    assert rc == 0, err
+    assert mods == set()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--concurrency", "0,8"], "--concurrency"),
+        (["--concurrency", "1,x"], "--concurrency"),
+        (["--request-rate", "-1"], "--request-rate"),
+        (["--goodput", "ttft"], "--goodput"),
+        (["--metric-percentiles", "150"], "--metric-percentiles"),
+        (["--percentile-metrics", "ttft,queue"], "--percentile-metrics"),
+        (["--server-env", "NOEQUALS"], "--server-env"),
+        (["--nosuch-flag"], "--nosuch-flag"),
+        (
+            ["--engine", "vllm", "--base-url", "localhost:8000", "--task", "tasks/json/invoice.yaml"],
+            "--base-url",
+        ),
+        (["--engine", "nosuch", "--task", "tasks/json/invoice.yaml"], "--engine"),
+        (["--resume", "tasks", "--concurrency", "2"], "--concurrency"),
+    ],
+)
+def test_run_bad_flag_is_one_line_exit_2(args: list[str], needle: str) -> None:
+    out = _cli("run", *args)
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], out.stderr
+
+
+def test_run_takes_a_task_file_as_a_one_task_suite() -> None:
+    """Not "missing required field 'tasks'": the task is planned, and the engine is checked first."""
+    out = _cli("run", "tasks/json/invoice.yaml", "--engine", "vllm", "--base-url", "http://127.0.0.1:9")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "tasks" not in out.stderr and "127.0.0.1:9" in out.stderr, out.stderr

@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from structbench import __version__
+from structbench.cli_run import SectionedCommand, flags_from, given_flags, run_options, save_result_options
 from structbench.errors import UserError
+
+if TYPE_CHECKING:
+    from structbench.metrics import RunSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,48 +44,47 @@ def main() -> None:
     """Structured-generation benchmarks for LLM inference engines."""
 
 
-@main.command()
+#: Flags that make sense with --resume (the rest come from the run's own suite and manifest).
+_RESUME_OK = (
+    *("--resume", "--progress", "--results-dir"),
+    *("--save-result", "--metric-percentiles", "--percentile-metrics"),
+)
+
+
+@main.command(cls=SectionedCommand)
 @click.argument("suite", type=click.Path(path_type=Path), required=False)
-@click.option(
-    "--resume",
-    "resume_dir",
-    type=click.Path(path_type=Path, exists=True, file_okay=False),
-    help="Finish RUN_DIR instead: re-run only its unfinished cells and items, then rebuild its report.",
-)
-@click.option(
-    "-n", "--num-requests", type=click.IntRange(min=1), help="Work items per task (overrides the suite)."
-)
-@click.option("--seed", type=int, help="Seed (overrides the suite).")
-@click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
-@click.option("--engine", "engines", multiple=True, help="Only run this engine name (repeatable).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@run_options
 @_user_errors
-def run(
-    suite: Path | None,
-    resume_dir: Path | None,
-    num_requests: int | None,
-    seed: int | None,
-    results_dir: Path,
-    engines: tuple[str, ...],
-    progress: bool,
-) -> None:
-    """Run SUITE (a suite YAML) and write results/<suite>/<UTC time>_<id>/."""
+def run(suite: Path | None, **opts: Any) -> None:
+    """Run SUITE (a suite or task YAML), or the --task files, and write results/<suite>/<UTC time>_<id>/.
+
+    Without a suite file the flags make one: for example
+    `structbench run --engine vllm --base-url http://127.0.0.1:8000 --task tasks/json/invoice.yaml
+    --concurrency 1,8,64 -n 200`. With one, they override its fields.
+    """
     from structbench.report.terminal import render_terminal_table
 
-    if resume_dir is not None:
-        if suite is not None or num_requests is not None or seed is not None or engines:
+    if opts["resume_dir"] is not None:
+        given = [f for f in given_flags(click.get_current_context()) if f not in _RESUME_OK]
+        if suite is not None or given:
+            got = ", ".join(([str(suite)] if suite is not None else []) + given)
             raise UserError(
-                "--resume takes the suite, -n, --seed and engines from the run; give none of them"
+                f"--resume takes the suite and its flags from the run; give none of them (got {got})"
             )
         from structbench.resume import resume_run
 
-        out = resume_run(resume_dir, progress)
-    elif suite is None:
-        raise UserError("give a SUITE to run, or --resume RUN_DIR")
+        out = resume_run(opts["resume_dir"], opts["progress"])
     else:
         from structbench.run import RunOptions, run_suite
 
-        out = run_suite(RunOptions(suite, results_dir, num_requests, seed, engines, progress))
+        flags = flags_from(opts)
+        out = run_suite(
+            RunOptions(
+                suite, opts["results_dir"], opts["num_requests"], opts["seed"], (), opts["progress"], flags
+            )
+        )
+    if opts["save_result"]:
+        _save_results(out.run_dir, out.summary, opts)
     from rich.console import Console
 
     Console().print(render_terminal_table(out.summary))
@@ -142,15 +145,27 @@ def compile_cmd(engine_kind: str, num_items: int, task: Path) -> None:
     click.echo(compile_task(task, engine_kind, num_items))
 
 
-@main.command()
+def _save_results(run_dir: Path, summary: RunSummary, opts: dict[str, Any]) -> None:
+    """Write the ``vllm bench serve --save-result`` file of every cell."""
+    from structbench.report.vllm_result import VllmResultOptions, write_vllm_results
+
+    pct = VllmResultOptions(opts["metric_percentiles"], opts["percentile_metrics"])
+    for path in write_vllm_results(run_dir, summary, pct):
+        click.echo(f"wrote {path}")
+
+
+@main.command(cls=SectionedCommand)
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@save_result_options
 @_user_errors
-def report(run_dir: Path) -> None:
+def report(run_dir: Path, **opts: Any) -> None:
     """Rebuild scores, summary.json, report.md and report.html from RUN_DIR's records."""
     from structbench.report.build import build_report
 
-    build_report(run_dir)
+    summary = build_report(run_dir)
     click.echo(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+    if opts["save_result"]:
+        _save_results(run_dir, summary, opts)
 
 
 @main.command()

@@ -37,6 +37,7 @@ from structbench.metrics.calls import final_attempts
 from structbench.records import CallRecord, open_text, run_records
 from structbench.run import RunKnobs, RunOutcome, finish_run, plan_cells, preflight
 from structbench.runfolder import CELL_FILE, CellFile, ResumedCell, ResumeEntry, RunManifest
+from structbench.spec.adhoc import ADHOC_SUITE_FILE
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
 
 #: (item_id, branch, turn) of one call inside a cell.
@@ -149,6 +150,8 @@ def _reload_suite(run_dir: Path, manifest: RunManifest) -> LoadedSuite:
     raw = manifest.suite_path or manifest.spec.get("path")
     if not raw:
         raise UserError(f"{run_dir}/manifest.json records no suite path; cannot resume")
+    if Path(str(raw)).name == ADHOC_SUITE_FILE:
+        raise UserError(f"{run_dir} was run from command-line flags, not a suite file; cannot resume it")
     suite = load_suite(Path(str(raw)))
     now = json.loads(json.dumps(resolved_dict(suite), default=str))
     then = manifest.spec
@@ -156,7 +159,8 @@ def _reload_suite(run_dir: Path, manifest: RunManifest) -> LoadedSuite:
         changed = sorted(k for k in {*now, *then} if now.get(k) != then.get(k))
         raise UserError(
             f"{suite.path} changed since the run ({', '.join(changed)} differ); "
-            "resume needs the same suite, tasks and data"
+            "resume needs the same suite, tasks and data "
+            "(and a run whose fields flags overrode cannot be resumed)"
         )
     return suite
 

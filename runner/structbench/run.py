@@ -14,7 +14,7 @@ import random
 import secrets
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from structbench.cells import Cell, CellCtx, CellWork, run_engine_cells
@@ -44,21 +44,25 @@ from structbench.runfolder import (
 )
 from structbench.runfolder.facts import engine_facts
 from structbench.scoring.judge import judged_tasks
+from structbench.spec.adhoc import RunFlags, suite_for_run
 from structbench.spec.engines import EngineSpec
-from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
+from structbench.spec.loader import LoadedSuite, resolved_dict
 
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     """What the user asked for on the command line."""
 
-    suite: Path
+    #: A suite or task file; None when the flags name the tasks (an ad-hoc run).
+    suite: Path | None
     results_root: Path = Path("results")
     num_requests: int | None = None
     seed: int | None = None
     #: Only run these engine names (empty = all).
     engines: tuple[str, ...] = ()
     progress: bool = True
+    #: Flags that build the suite (ad-hoc) or override its fields.
+    flags: RunFlags = field(default_factory=RunFlags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +89,10 @@ class RunKnobs:
 
 def run_suite(opts: RunOptions) -> RunOutcome:
     """Run a suite end to end and write its results folder."""
-    suite = load_suite(opts.suite)
+    pick = suite_for_run(opts.suite, opts.flags)
+    suite = pick.suite
     seed = suite.spec.seed if opts.seed is None else opts.seed
-    engines = _select_engines(suite, opts.engines)
+    engines = _select_engines(suite, pick.engines or opts.engines)
     preflight(engines)
     items = plan_items(suite, seed, opts.num_requests or suite.spec.load.num_requests)
     cells = plan_cells(suite, engines)

@@ -46,10 +46,11 @@ from structbench.spec.tasks import (
 )
 from structbench.spec.validate import validate
 
-__all__ = ["LoadedSuite", "LoadedTask", "load_path", "load_suite", "load_task", "resolved_dict"]
+__all__ = ["LoadedSuite", "LoadedTask", "load_path", "load_suite", "load_task", "read_doc", "resolved_dict"]
 
 _TASK: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What ``api_key_env`` may hold: a variable name (a key pasted there would reach the manifest)."""
 
 
 def load_suite(path: str | Path) -> LoadedSuite:
@@ -60,7 +61,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     """
     path = Path(path)
     root = find_root(path.parent)
-    doc = _read_doc(path, "suite")
+    doc = read_doc(path, "suite")
     spec = validate(_suite_adapter(suite_model()), doc)
     check_name(doc, ("name",), spec.name)
     _check_engines(doc, spec)
@@ -90,7 +91,7 @@ def load_task(path: str | Path, *, seed: int = 0, root: Path | None = None) -> L
         SpecError: On the first problem found.
     """
     path = Path(path)
-    doc = _read_doc(path, "task")
+    doc = read_doc(path, "task")
     spec = validate(_TASK, doc)
     refs = Refs(doc, path.parent, root or find_root(path.parent))
     check_name(doc, ("name",), spec.name)
@@ -113,11 +114,16 @@ def load_task(path: str | Path, *, seed: int = 0, root: Path | None = None) -> L
 
 def load_path(path: str | Path) -> LoadedSuite | LoadedTask:
     """Load a suite, or a task when the file has a top-level ``kind`` (for ``validate``)."""
-    doc = _read_doc(Path(path), "suite or task")
+    doc = read_doc(Path(path), "suite or task")
     return load_task(path) if "kind" in doc.data else load_suite(path)
 
 
-def _read_doc(path: Path, what: str) -> MarkedDoc:
+def read_doc(path: Path, what: str) -> MarkedDoc:
+    """Parse ``path`` as a mapping of fields (``what`` names the file kind in errors).
+
+    Raises:
+        SpecError: Unreadable, not YAML, or not a mapping.
+    """
     shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -146,7 +152,7 @@ def _check_engines(doc: MarkedDoc, spec: SuiteSpec) -> None:
             raise doc.error(("engines", i, "name"), msg)
         seen[engine.name] = i
         key_env = engine.key_env
-        if key_env is not None and not _ENV_NAME.fullmatch(key_env):
+        if key_env is not None and not ENV_NAME.fullmatch(key_env):
             # Refuse what looks like a key pasted in: the spec goes into the manifest.
             raise doc.error(
                 ("engines", i, "api_key_env"),
