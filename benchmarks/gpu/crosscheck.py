@@ -57,7 +57,7 @@ from crosscheck_results import (
     parse_structbench,
     parse_vllm,
 )
-from crosscheck_server import cache_counters, flush, record_versions, warm_up
+from crosscheck_server import cache_counters, flush, record_versions, server_ttft, warm_up
 from crosscheck_workload import (
     ChatTokenizer,
     TokenCounter,
@@ -269,7 +269,7 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
     arm.outdir.mkdir(parents=True, exist_ok=True)
     arm.result.unlink(missing_ok=True)  # a rerun must not read an earlier attempt's result
     flushed = flush(arm.engine, t.url, attempts=flush_attempts)
-    before = cache_counters(arm.engine, t.url)
+    before, ttft_before = cache_counters(arm.engine, t.url), server_ttft(arm.engine, t.url)
     t0, cpu0 = time.monotonic(), _children_cpu_s()
     error = None
     with (arm.outdir / "log.txt").open("w", encoding="utf-8") as log:
@@ -277,7 +277,7 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
     if timed_out:
         error = f"timed out after {timeout_s:.0f} s"
     wall, cpu = time.monotonic() - t0, _children_cpu_s() - cpu0
-    after = cache_counters(arm.engine, t.url)
+    after, ttft_after = cache_counters(arm.engine, t.url), server_ttft(arm.engine, t.url)
     try:
         metrics = _metrics(arm)
     except (ValueError, KeyError, IndexError) as e:
@@ -287,6 +287,7 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
     return ArmOutcome(
         arm.arm_id, arm.path, arm.engine, arm.client, arm.concurrency, arm.round, arm.n_prompts,
         arm.command(), rc, wall, flushed, metrics, error, _delta(before, after), cpu, peak,
+        _delta(ttft_before, ttft_after),
     )  # fmt: skip
 
 

@@ -49,9 +49,14 @@ def outcome_from_json(line: str) -> ArmOutcome:
             output_lens=tuple(m.get("output_lens") or ()),
             refdef=tuple((str(k), v) for k, v in m.get("refdef") or ()),
         )
-    sc = d.get("server_cache")
-    fields = {k: v for k, v in d.items() if k not in ("metrics", "server_cache")}
-    return ArmOutcome(**fields, metrics=metrics, server_cache=None if sc is None else (sc[0], sc[1]))
+    sc, st = d.get("server_cache"), d.get("server_ttft")
+    fields = {k: v for k, v in d.items() if k not in ("metrics", "server_cache", "server_ttft")}
+    return ArmOutcome(
+        **fields,
+        metrics=metrics,
+        server_cache=None if sc is None else (sc[0], sc[1]),
+        server_ttft=None if st is None else (st[0], st[1]),
+    )
 
 
 def read_outcomes(path: Path) -> list[ArmOutcome]:
@@ -98,6 +103,7 @@ def _arm_row(o: ArmOutcome) -> dict[str, object]:
         "server_prefix_hit_rate": hits,
         "client_cpu_s": None if o.client_cpu_s is None else round(o.client_cpu_s, 2),
         "client_cpu_peak": o.client_cpu_peak,
+        "server_mean_ttft_ms": o.server_mean_ttft_ms(),
         "error": o.error,
     }
 

@@ -39,7 +39,9 @@ METRICS: tuple[str, ...] = ("output_throughput", "mean_ttft_ms", "mean_tpot_ms")
 #: mean_ttft_steady_ms: TTFT over the requests after the first ``concurrency`` (in send order),
 #: which leaves out the first wave's connection set-up (SGLang's client connects anew for
 #: every request, vLLM's and structbench's reuse pooled connections after the first wave).
-INFO_METRICS: tuple[str, ...] = ("mean_itl_ms", "mean_ttft_steady_ms")
+#: server_mean_ttft_ms: the server's own TTFT histogram (sum / count deltas over the arm), the same
+#: clock for both clients: it tells a client's measurement from what the server did.
+INFO_METRICS: tuple[str, ...] = ("mean_itl_ms", "mean_ttft_steady_ms", "server_mean_ttft_ms")
 TARGET = (0.97, 1.03)
 
 
@@ -201,6 +203,14 @@ class ArmOutcome:
     client_cpu_s: float | None = None
     #: The client's busiest 1-s window, in cores (sampled every 0.5 s): ~1.0 is a saturated client.
     client_cpu_peak: float | None = None
+    #: The server's TTFT histogram deltas over the arm (seconds summed, requests counted).
+    server_ttft: tuple[float, float] | None = None
+
+    def server_mean_ttft_ms(self) -> float | None:
+        """The server's mean TTFT over this arm's requests, in ms (None without its histogram)."""
+        if self.server_ttft is None or self.server_ttft[1] <= 0:
+            return None
+        return 1000.0 * self.server_ttft[0] / self.server_ttft[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +311,9 @@ def build_entries(
 
 
 def _value(a: ArmOutcome, metric: str) -> float | None:
-    return a.metrics.value(metric) if a.metrics is not None and a.returncode == 0 else None
+    if a.metrics is None or a.returncode != 0:
+        return None
+    return a.server_mean_ttft_ms() if metric == "server_mean_ttft_ms" else a.metrics.value(metric)
 
 
 def _entry(

@@ -32,6 +32,12 @@ CACHE_COUNTERS: dict[str, tuple[str, str]] = {
     "vllm": ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"),
     "sglang": ("sglang:cached_tokens_total", "sglang:prompt_tokens_total"),
 }
+#: The servers' own TTFT histograms (``_sum`` / ``_count``): vLLM 0.26 ``vllm/v1/metrics/loggers.py``,
+#: SGLang's tokenizer-side metrics collector (``--enable-metrics``); neither is a client clock.
+TTFT_HISTOGRAMS: dict[str, str] = {
+    "vllm": "vllm:time_to_first_token_seconds",
+    "sglang": "sglang:time_to_first_token_seconds",
+}
 #: server_info keys worth keeping next to the figures.
 SGLANG_INFO_KEYS = (
     "version", "attention_backend", "decode_attention_backend", "prefill_attention_backend",
@@ -112,6 +118,18 @@ def cache_counters(engine: str, url: str) -> tuple[float, float] | None:
     if hits not in counters or queries not in counters:
         return None
     return counters[hits], counters[queries]
+
+
+def server_ttft(engine: str, url: str) -> tuple[float, float] | None:
+    """The server's TTFT histogram (seconds summed, requests counted), or None when /metrics lacks it."""
+    reply = request("GET", url.rstrip("/") + "/metrics")
+    if reply.status != 200:
+        return None
+    counters = parse_counters(reply.body)
+    name = TTFT_HISTOGRAMS[engine]
+    if name + "_sum" not in counters or name + "_count" not in counters:
+        return None
+    return counters[name + "_sum"], counters[name + "_count"]
 
 
 def server_facts(engine: str, url: str) -> dict[str, object]:

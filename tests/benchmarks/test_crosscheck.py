@@ -485,3 +485,42 @@ def test_compact_table_keeps_each_clients_per_request_timings(tmp_path: Path) ->
         "1000.000",
         "5",
     )
+
+
+def test_server_ttft_reads_the_histogram_and_enters_the_entries() -> None:
+    import dataclasses
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from crosscheck_server import server_ttft
+
+    body = (
+        "# TYPE vllm:time_to_first_token_seconds histogram\n"
+        'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="m"} 3\n'
+        'vllm:time_to_first_token_seconds_sum{model_name="m"} 1.5\n'
+        'vllm:time_to_first_token_seconds_count{model_name="m"} 6\n'
+    )
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert server_ttft("vllm", url) == (1.5, 6.0)
+        assert server_ttft("sglang", url) is None  # another engine's histogram is not this one
+    finally:
+        server.shutdown()
+    sb = dataclasses.replace(_outcome("structbench", 0, _metrics(100.0, 10.0)), server_ttft=(2.0, 4.0))
+    ref = dataclasses.replace(_outcome("reference", 0, _metrics(100.0, 10.0)), server_ttft=(2.2, 4.0))
+    assert outcome_from_json(outcome_to_json(sb)) == sb
+    e = next(e for e in build_entries([sb, ref], 8, _workload(), 1) if e.metric == "server_mean_ttft_ms")
+    assert e.structbench == pytest.approx(500.0) and e.reference == pytest.approx(550.0) and e.gated is False
+    assert _outcome("reference", 0, _metrics(1.0, 1.0)).server_mean_ttft_ms() is None
