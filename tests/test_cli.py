@@ -198,3 +198,15 @@ def test_run_takes_a_task_file_as_a_one_task_suite() -> None:
     out = _cli("run", "tasks/json/invoice.yaml", "--engine", "vllm", "--base-url", "http://127.0.0.1:9")
     assert out.returncode == 2, out.stdout + out.stderr
     assert "tasks" not in out.stderr and "127.0.0.1:9" in out.stderr, out.stderr
+
+
+def test_python_dash_m_structbench_is_the_cli() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "structbench", "validate", "suites/json.yaml"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok: suite 'json'")
