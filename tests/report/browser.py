@@ -28,6 +28,7 @@ import aiohttp
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 _WS = re.compile(r"DevTools listening on (ws://\S+)")
 _VIEWPORT = (1400, 1000)
+HEADLINE = "Headline: engines side by side"
 
 # Runs in the page once it has loaded. Waits for every image to decode (a corrupt PNG rejects),
 # then reports what is laid out: boxes of images, and tables with the heading just above them.
@@ -209,6 +210,39 @@ def _task_value_problems(tables: Mapping[str, dict[str, Any]], summary: dict[str
     return out
 
 
+def _headline_throughput(summary: dict[str, Any]) -> dict[str, float]:
+    """Each engine's Σ output tokens / Σ durations over the task x load points all engines ran."""
+    cells = summary["cells"]
+    keys: dict[str, set[tuple[str, str]]] = {}
+    for c in cells:
+        keys.setdefault(c["engine"], set()).add((c["task"], c["load"]["label"]))
+    common = set.intersection(*keys.values())
+    tokens: dict[str, float] = {}
+    durations: dict[str, float] = {}
+    for c in cells:
+        if (c["task"], c["load"]["label"]) in common and c["output_throughput"] is not None:
+            tokens[c["engine"]] = tokens.get(c["engine"], 0) + c["total_output_tokens"]
+            durations[c["engine"]] = durations.get(c["engine"], 0) + c["duration_s"]
+    return {e: tokens[e] / durations[e] for e in tokens}
+
+
+def _headline_problems(tables: Mapping[str, dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """The headline's output tok/s per engine, recomputed from summary.json's cells."""
+    table = tables.get(HEADLINE)
+    if table is None:
+        return []
+    head, *rows = table["rows"]
+    row = next((r for r in rows if r[0] == "output tok/s"), None)
+    if row is None:
+        return ["headline: no output tok/s row"]
+    out = []
+    for engine, value in _headline_throughput(summary).items():
+        shown = _number(row[head.index(engine)]) if engine in head else None
+        if shown is None or not _close(shown, value):
+            out.append(f"headline: {engine} output tok/s shows {shown}, summary gives {value:.1f}")
+    return out
+
+
 def report_problems(run_dir: Path, view: PageView) -> list[str]:
     """Mismatches between what Chromium rendered of ``run_dir/report.html`` and the run's files."""
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -227,7 +261,7 @@ def report_problems(run_dir: Path, view: PageView) -> list[str]:
             problems.append(f"plot {img['alt']!r} not shown at its size: {img}")
     tables = {t["title"]: t for t in view.tables if t["w"] > 0 and t["h"] > 0 and len(t["rows"]) > 1}
     tasks = dict.fromkeys(c["task"] for c in summary["cells"])
-    for title in (f"Task {t}" for t in tasks):
+    for title in (HEADLINE, *(f"Task {t}" for t in tasks)):
         if title not in tables:
             problems.append(f"table {title!r} missing")
-    return problems + _task_value_problems(tables, summary)
+    return problems + _task_value_problems(tables, summary) + _headline_problems(tables, summary)

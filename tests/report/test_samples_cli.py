@@ -164,6 +164,8 @@ def test_browser_check_catches_a_broken_report(tmp_path: Path) -> None:
         "no_table.html": (table.group(0), ""),
         # A figure that does not match summary.json.
         "wrong_number.html": (row.group(0), wrong),
+        # The headline dropped.
+        "no_headline.html": ("<h2>Headline: engines side by side</h2>", "<h2>Headline</h2>"),
         # A script error.
         "console_error.html": ("</body>", "<script>console.error('boom')</script></body>"),
     }
@@ -173,6 +175,7 @@ def test_browser_check_catches_a_broken_report(tmp_path: Path) -> None:
         "no_table.html": "table 'Task invoice' missing",
         "wrong_number.html": f"{cell['cell_id']}: req/s shows",
         "console_error.html": "console: boom",
+        "no_headline.html": "table 'Headline: engines side by side' missing",
     }
     for name, (old, new) in pages.items():
         view = inspect_page(chromium, _broken(run, name, old, new))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from structbench.metrics import CellSummary, RunSummary
 from structbench.report import fmt
 from structbench.report.cache_benefit import cache_pairs
+from structbench.report.samples import CellSamples
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,14 +23,6 @@ if TYPE_CHECKING:
 _DPI = 110
 Color = tuple[float, float, float, float]
 _LINESTYLES = ("-", "--", ":", "-.")
-
-
-@dataclass(frozen=True, slots=True)
-class CellSamples:
-    """Per-call latencies of one cell (completed, measured calls), for distributions."""
-
-    e2el_ms: tuple[float, ...] = ()
-    ttft_ms: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
