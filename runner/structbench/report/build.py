@@ -18,6 +18,7 @@ from structbench.metrics.coverage import summarize_corpus
 from structbench.records import CallRecord
 from structbench.report.coverage import coverage_plots
 from structbench.report.csv_export import write_cell_csv
+from structbench.report.curves import make_curves
 from structbench.report.enrich import local_model_sizes, roofline_cells
 from structbench.report.headline import headline_table
 from structbench.report.html import render_html
@@ -102,9 +103,10 @@ def build_report(run_dir: Path) -> RunSummary:
         path = run_dir / "cells" / info.cell_id / "requests.csv"
         write_cell_csv(path, by_cell.get(info.cell_id, []), by_key, info.scorers)
     samples = cell_samples(data.records)
-    plots = make_plots(summary, samples) + coverage_plots(summary)
+    curves = make_curves(summary, samples)
+    plots = make_plots(summary, samples) + list(curves.plots) + coverage_plots(summary)
     plot_files = _write_plots(run_dir, plots)
     headline = headline_table(summary, samples)
-    _write_text(run_dir / "report.md", render_markdown(summary, plot_files, headline))
-    _write_text(run_dir / "report.html", render_html(summary, plots, headline))
+    _write_text(run_dir / "report.md", render_markdown(summary, plot_files, headline, curves.notes))
+    _write_text(run_dir / "report.html", render_html(summary, plots, headline, curves.notes))
     return summary

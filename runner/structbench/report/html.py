@@ -102,7 +102,9 @@ def _task_sections(summary: RunSummary, plots: Sequence[Plot]) -> str:
     return "".join(parts)
 
 
-def render_html(summary: RunSummary, plots: Sequence[Plot], headline: Table | None = None) -> str:
+def render_html(
+    summary: RunSummary, plots: Sequence[Plot], headline: Table | None = None, plot_notes: Sequence[str] = ()
+) -> str:
     """The whole ``report.html``: the headline first; a task's plots under its table, the rest at the end."""
     title = f"structbench report: {summary.run.suite}"
     general = [p for p in plots if p.task is None]
@@ -119,8 +121,9 @@ def render_html(summary: RunSummary, plots: Sequence[Plot], headline: Table | No
     for extra in (canary_table(summary), problems_table(summary)):
         if extra is not None:
             parts.append(render_table(extra, level=2))
-    if general:
+    if general or plot_notes:
         parts += ["<h2>Across tasks</h2>\n", *(_figure(p) for p in general)]
+        parts += [f'<p class="notes">{escape(n)}</p>\n' for n in plot_notes]
     parts.append("<h2>What the columns mean</h2>\n<dl>")
     parts += [f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in GLOSSARY]
     parts.append("</dl>\n</body></html>\n")
