@@ -155,6 +155,11 @@ def test_browser_check_catches_a_broken_report(tmp_path: Path) -> None:
     row = re.search(label + r'[^<]*</td>(?:<td class="r">[^<]*</td>)<td class="r">([^<]*)</td>', html)
     assert row
     wrong = row.group(0).replace(f">{row.group(1)}<", f">{3 * cell['request_throughput']:.2f}<")
+    # The headline's output tok/s of its first engine, tripled.
+    first_engine = re.search(r"<tr><th>Figure</th><th>([^<]*)</th>", html)
+    tok_s = re.search(r'<tr><td>output tok/s</td><td class="r">(?:<b class="win">)?(?:★ )?([\d,.]+)', html)
+    assert first_engine and tok_s
+    tripled = tok_s.group(0).replace(tok_s.group(1), f"{3 * float(tok_s.group(1).replace(',', '')):.0f}")
     pages = {
         # Corrupt PNG data: the image fails to decode.
         "corrupt_plot.html": (first_png.group(1), "A" * 40),
@@ -164,6 +169,8 @@ def test_browser_check_catches_a_broken_report(tmp_path: Path) -> None:
         "no_table.html": (table.group(0), ""),
         # A figure that does not match summary.json.
         "wrong_number.html": (row.group(0), wrong),
+        # A headline figure that does not match summary.json.
+        "wrong_headline.html": (tok_s.group(0), tripled),
         # The headline dropped.
         "no_headline.html": ("<h2>Headline: engines side by side</h2>", "<h2>Headline</h2>"),
         # A script error.
@@ -176,6 +183,7 @@ def test_browser_check_catches_a_broken_report(tmp_path: Path) -> None:
         "wrong_number.html": f"{cell['cell_id']}: req/s shows",
         "console_error.html": "console: boom",
         "no_headline.html": "table 'Headline: engines side by side' missing",
+        "wrong_headline.html": f"headline: {first_engine.group(1)} output tok/s shows",
     }
     for name, (old, new) in pages.items():
         view = inspect_page(chromium, _broken(run, name, old, new))
