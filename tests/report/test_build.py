@@ -95,12 +95,15 @@ def test_summary_json_schema(built: tuple[Path, RunSummary]) -> None:
 def test_html_is_self_contained_with_plots(built: tuple[Path, RunSummary]) -> None:
     run, _ = built
     html = (run / "report.html").read_text()
-    # invoice: CDF + load sweep; canary, pick, math: CDF each; one validity bar chart.
-    assert html.count(IMG) == 6
+    # invoice: CDF + load sweep + latency-vs-throughput; canary, pick, math: CDF each; one validity
+    # bar chart; the request timelines of the busiest load point.
+    assert html.count(IMG) == 8
     assert "http://" not in html and "https://" not in html
     assert not re.search(r"""(src|href)=["'](?!data:)""", html)
     assert "NOT APPLIED: 4/6 outputs matched" in html
-    assert len(list((run / "plots").glob("*.png"))) == 6
+    assert len(list((run / "plots").glob("*.png"))) == 8
+    # The timeline goes to the busiest load point: c4, where math made the most calls.
+    assert {"tradeoff_invoice.png", "timeline_math_c4.png"} <= {p.name for p in (run / "plots").glob("*.png")}
 
 
 def test_markdown_tables(built: tuple[Path, RunSummary]) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from structbench.metrics import CellInfo, CellSummary, LoadPoint, Quality, RunInfo, RunSummary, ScoreRate
 from structbench.metrics.cell import Latency, Throughput
 from structbench.report.html import render_html
-from structbench.report.plots import CellSamples, make_plots
+from structbench.report.plots import make_plots
+from structbench.report.samples import CellSamples
 from structbench.stats import describe
 
 PNG = b"\x89PNG\r\n\x1a\n"

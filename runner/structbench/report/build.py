@@ -13,17 +13,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from structbench.metrics import CellSummary, RunSummary, call_timing, measured, summarize_cell
+from structbench.metrics import CellSummary, RunSummary, summarize_cell
 from structbench.metrics.coverage import summarize_corpus
 from structbench.records import CallRecord
 from structbench.report.coverage import coverage_plots
 from structbench.report.csv_export import write_cell_csv
+from structbench.report.curves import make_curves
 from structbench.report.enrich import local_model_sizes, roofline_cells
+from structbench.report.headline import headline_table
 from structbench.report.html import render_html
 from structbench.report.load import RunData, load_run
 from structbench.report.markdown import render_markdown
 from structbench.report.model_facts import run_models
-from structbench.report.plots import CellSamples, Plot, make_plots
+from structbench.report.plots import Plot, make_plots
+from structbench.report.samples import cell_samples
 from structbench.scoring.score_run import ScoredRecord, score_records, write_scores
 
 
@@ -64,20 +67,6 @@ def summarize_run(run_dir: Path) -> RunSummary:
     return _build(load_run(run_dir)).summary
 
 
-def _samples(records: Sequence[CallRecord]) -> dict[str, CellSamples]:
-    e2el: dict[str, list[float]] = {}
-    ttft: dict[str, list[float]] = {}
-    for r in measured(records):
-        if not r.ok:
-            continue
-        t = call_timing(r)
-        if t.e2el_ms is not None:
-            e2el.setdefault(r.cell_id, []).append(t.e2el_ms)
-        if t.ttft_ms is not None:
-            ttft.setdefault(r.cell_id, []).append(t.ttft_ms)
-    return {c: CellSamples(tuple(e2el.get(c, ())), tuple(ttft.get(c, ()))) for c in {*e2el, *ttft}}
-
-
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -113,8 +102,11 @@ def build_report(run_dir: Path) -> RunSummary:
     for info in data.cells:
         path = run_dir / "cells" / info.cell_id / "requests.csv"
         write_cell_csv(path, by_cell.get(info.cell_id, []), by_key, info.scorers)
-    plots = make_plots(summary, _samples(data.records)) + coverage_plots(summary)
+    samples = cell_samples(data.records)
+    curves = make_curves(summary, samples)
+    plots = make_plots(summary, samples) + list(curves.plots) + coverage_plots(summary)
     plot_files = _write_plots(run_dir, plots)
-    _write_text(run_dir / "report.md", render_markdown(summary, plot_files))
-    _write_text(run_dir / "report.html", render_html(summary, plots))
+    headline = headline_table(summary, samples)
+    _write_text(run_dir / "report.md", render_markdown(summary, plot_files, headline, curves.notes))
+    _write_text(run_dir / "report.html", render_html(summary, plots, headline, curves.notes))
     return summary

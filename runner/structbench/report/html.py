@@ -8,6 +8,7 @@ from html import escape
 
 from structbench.metrics import RunSummary
 from structbench.report.coverage import COVERAGE_GLOSSARY, COVERAGE_PLOTS, COVERAGE_TITLE, coverage_tables
+from structbench.report.headline import WIN
 from structbench.report.plots import Plot
 from structbench.report.sections import task_detail_tables
 from structbench.report.tables import (
@@ -33,7 +34,7 @@ tr:nth-child(even) td{background:#f8f9fb}
 .warn{background:#fff4d6;border:1px solid #e8c766;padding:.5rem .8rem;border-radius:4px}
 .bad{color:#b3261e;font-weight:600}.good{color:#1e7b3a}
 .tw{overflow-x:auto}figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #e3e6ee}
-figcaption{font-size:.8rem;color:#555e70}
+figcaption{font-size:.8rem;color:#555e70}.win{color:#1e7b3a}
 dl{font-size:.85rem}dt{font-weight:600;float:left;clear:left;width:7rem}dd{margin-left:7.5rem}
 """
 
@@ -41,7 +42,9 @@ dl{font-size:.85rem}dt{font-weight:600;float:left;clear:left;width:7rem}dd{margi
 def _td(value: str, align: str) -> str:
     cls = ' class="r"' if align == "r" else ""
     text = escape(value)
-    if value.startswith("NOT APPLIED"):
+    if value.startswith(WIN):
+        text = f'<b class="win">{text}</b>'
+    elif value.startswith("NOT APPLIED"):
         text = f'<span class="bad">{text}</span>'
     elif value == "applied":
         text = f'<span class="good">{text}</span>'
@@ -99,13 +102,17 @@ def _task_sections(summary: RunSummary, plots: Sequence[Plot]) -> str:
     return "".join(parts)
 
 
-def render_html(summary: RunSummary, plots: Sequence[Plot]) -> str:
-    """The whole ``report.html``; plots of a task sit under its table, the rest at the end."""
+def render_html(
+    summary: RunSummary, plots: Sequence[Plot], headline: Table | None = None, plot_notes: Sequence[str] = ()
+) -> str:
+    """The whole ``report.html``: the headline first; a task's plots under its table, the rest at the end."""
     title = f"structbench report: {summary.run.suite}"
     general = [p for p in plots if p.task is None]
     parts = [
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>',
         f"<style>{_CSS}</style></head><body>\n<h1>{escape(title)}</h1>\n",
+        render_table(headline, level=2) if headline is not None else "",
+        "<h2>Run</h2>\n",
         _header(summary),
         "<h2>Results per task</h2>\n",
         _task_sections(summary, plots),
@@ -114,8 +121,9 @@ def render_html(summary: RunSummary, plots: Sequence[Plot]) -> str:
     for extra in (canary_table(summary), problems_table(summary)):
         if extra is not None:
             parts.append(render_table(extra, level=2))
-    if general:
+    if general or plot_notes:
         parts += ["<h2>Across tasks</h2>\n", *(_figure(p) for p in general)]
+        parts += [f'<p class="notes">{escape(n)}</p>\n' for n in plot_notes]
     parts.append("<h2>What the columns mean</h2>\n<dl>")
     parts += [f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in GLOSSARY]
     parts.append("</dl>\n</body></html>\n")

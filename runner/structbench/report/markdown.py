@@ -1,4 +1,4 @@
-"""``report.md``: the run header, one side-by-side table per task, and the notes."""
+"""``report.md``: the headline, the run header, one side-by-side table per task, and the notes."""
 
 from __future__ import annotations
 
@@ -52,15 +52,25 @@ def _task_sections(summary: RunSummary) -> list[str]:
     return parts
 
 
-def render_markdown(summary: RunSummary, plot_files: Sequence[tuple[str, str]] = ()) -> str:
+def render_markdown(
+    summary: RunSummary,
+    plot_files: Sequence[tuple[str, str]] = (),
+    headline: Table | None = None,
+    plot_notes: Sequence[str] = (),
+) -> str:
     """The whole ``report.md``.
 
     Args:
         summary: The run summary.
         plot_files: ``(title, relative path)`` of PNGs written next to the report.
+        headline: The engines-side-by-side table (:mod:`structbench.report.headline`), first.
+        plot_notes: Why a plot is absent (:mod:`structbench.report.curves`), listed with the plots.
     """
     r = summary.run
     out = [f"# structbench report: {r.suite}", ""]
+    if headline is not None:
+        out.append(render_table(headline, level=2))
+    out += ["## Run", ""]
     out += [f"- **{k}**: {_cell(v)}" for k, v in header_rows(summary)]
     out.append("")
     if r.status not in ("complete",):
@@ -70,9 +80,10 @@ def render_markdown(summary: RunSummary, plot_files: Sequence[tuple[str, str]] =
     for extra in (canary_table(summary), problems_table(summary)):
         if extra is not None:
             out.append(render_table(extra, level=2))
-    if plot_files:
+    if plot_files or plot_notes:
         out += ["## Plots", ""]
         out += [f"![{title}]({path})\n" for title, path in plot_files]
+        out += [*(f"- {_cell(n)}" for n in plot_notes), ""] if plot_notes else []
     out += ["## What the columns mean", ""]
     out += [f"- **{k}**: {v}" for k, v in GLOSSARY]
     return "\n".join(out) + "\n"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from structbench.metrics import CellSummary, RunSummary
 from structbench.report import fmt
 from structbench.report.cache_benefit import cache_pairs
+from structbench.report.samples import CellSamples
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,14 +23,6 @@ if TYPE_CHECKING:
 _DPI = 110
 Color = tuple[float, float, float, float]
 _LINESTYLES = ("-", "--", ":", "-.")
-
-
-@dataclass(frozen=True, slots=True)
-class CellSamples:
-    """Per-call latencies of one cell (completed, measured calls), for distributions."""
-
-    e2el_ms: tuple[float, ...] = ()
-    ttft_ms: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,23 +36,26 @@ class Plot:
     task: str | None = None
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A figure outside pyplot's global state (see the module docstring)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _png(fig: Figure) -> bytes:
+def to_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes at the report's resolution."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=_DPI)
     return buf.getvalue()
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name-safe form of a task or cell name."""
     return "".join(ch if ch.isalnum() else "_" for ch in text).strip("_").lower() or "x"
 
 
-class _Palette:
+class Palette:
     """One colour per engine, the same in every figure of a report."""
 
     def __init__(self, engines: Sequence[str]) -> None:
@@ -99,14 +95,14 @@ def _latency_axis(ax: Axes, values: Sequence[float]) -> None:
 
 
 def latency_cdf(
-    task: str, cells: Sequence[CellSummary], samples: Mapping[str, CellSamples], pal: _Palette
+    task: str, cells: Sequence[CellSummary], samples: Mapping[str, CellSamples], pal: Palette
 ) -> Plot | None:
     """E2EL and TTFT CDFs of a task, one line per cell (colour = engine, style = load)."""
     got = [samples.get(c.info.cell_id, CellSamples()) for c in cells]
     panels = [(label, sel) for label, sel in _CDF_PANELS if any(sel(s) for s in got)]
     if not panels:
         return None
-    fig = _figure(5.2 * len(panels), 3.6)
+    fig = new_figure(5.2 * len(panels), 3.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     loads = list(dict.fromkeys(c.info.load.display() for c in cells))
     for ax, (label, sel) in zip(axes, panels, strict=True):
@@ -122,7 +118,7 @@ def latency_cdf(
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{task}: latency CDF")
-    return Plot(f"cdf_{_slug(task)}", f"{task}: latency CDF", _png(fig), task)
+    return Plot(f"cdf_{slug(task)}", f"{task}: latency CDF", to_png(fig), task)
 
 
 def _sweeps(cells: Sequence[CellSummary]) -> dict[str, list[CellSummary]]:
@@ -158,7 +154,7 @@ def _nan(v: float | None) -> float:
     return float("nan") if v is None else v
 
 
-def throughput_vs_load(task: str, cells: Sequence[CellSummary], pal: _Palette) -> Plot | None:
+def throughput_vs_load(task: str, cells: Sequence[CellSummary], pal: Palette) -> Plot | None:
     """Throughput and p99 latency against concurrency or rate, one line per engine."""
     sweeps = _sweeps(cells)
     if not sweeps:
@@ -166,7 +162,7 @@ def throughput_vs_load(task: str, cells: Sequence[CellSummary], pal: _Palette) -
     tp_of, tp_label, lat_of, lat_label = _sweep_metrics(cells)
     modes = {c.info.load.mode for cs in sweeps.values() for c in cs}
     xlabel = "concurrency" if modes == {"concurrency"} else "rate (items/s)" if modes == {"rate"} else "load"
-    fig = _figure(10.4, 3.6)
+    fig = new_figure(10.4, 3.6)
     ax_tp, ax_lat = fig.subplots(1, 2)
     for engine, cs in sweeps.items():
         xs = [c.info.load.x_value() or 0.0 for c in cs]
@@ -183,7 +179,7 @@ def throughput_vs_load(task: str, cells: Sequence[CellSummary], pal: _Palette) -
         ax.grid(alpha=0.3)
     ax_tp.legend(fontsize=8)
     fig.suptitle(f"{task}: throughput and latency vs load")
-    return Plot(f"load_{_slug(task)}", f"{task}: throughput and latency vs load", _png(fig), task)
+    return Plot(f"load_{slug(task)}", f"{task}: throughput and latency vs load", to_png(fig), task)
 
 
 def _pooled(cells: Sequence[CellSummary]) -> float | None:
@@ -221,7 +217,7 @@ def _grouped_bars(
     ax.grid(axis="y", alpha=0.3)
 
 
-def validity_bars(summary: RunSummary, pal: _Palette) -> Plot | None:
+def validity_bars(summary: RunSummary, pal: Palette) -> Plot | None:
     """Validity % per task (groups) and engine (bars)."""
     tasks = [t for t in summary.tasks_in_order() if any(c.quality.validity for c in summary.cells_of(t))]
     if not tasks:
@@ -231,13 +227,13 @@ def validity_bars(summary: RunSummary, pal: _Palette) -> Plot | None:
     for e in engines:
         vals = [_pooled([c for c in summary.cells_of(t) if c.info.engine == e]) for t in tasks]
         series[e] = [None if v is None else 100 * v for v in vals]
-    fig = _figure(max(5.0, 1.3 * len(tasks) * max(1, len(engines)) ** 0.5 + 2), 3.6)
+    fig = new_figure(max(5.0, 1.3 * len(tasks) * max(1, len(engines)) ** 0.5 + 2), 3.6)
     ax = fig.subplots()
     _grouped_bars(ax, tasks, series, pal)
     ax.set_ylabel("valid outputs (%)")
     ax.set_yticks(range(0, 101, 20))
     fig.suptitle("Validity per task and engine")
-    return Plot("validity", "Validity per task and engine", _png(fig))
+    return Plot("validity", "Validity per task and engine", to_png(fig))
 
 
 def cache_bars(task: str, cells: Sequence[CellSummary]) -> Plot | None:
@@ -248,7 +244,7 @@ def cache_bars(task: str, cells: Sequence[CellSummary]) -> Plot | None:
     pairs = cache_pairs(cells)
     if not pairs:
         return None
-    fig = _figure(13.5, 3.8)
+    fig = new_figure(13.5, 3.8)
     ax_ttft, ax_lat, ax_tp = fig.subplots(1, 3)
     panels: tuple[tuple[Axes, Selector, str], ...] = (
         (ax_ttft, lambda c: c.latency.ttft.mean, "mean TTFT (ms)"),
@@ -261,7 +257,7 @@ def cache_bars(task: str, cells: Sequence[CellSummary]) -> Plot | None:
         _grouped_bars(ax, groups, series, _arm_color)
         ax.set_ylabel(label)
     fig.suptitle(f"{task}: prefix cache on vs off")
-    return Plot(f"cache_{_slug(task)}", f"{task}: prefix cache on vs off", _png(fig), task)
+    return Plot(f"cache_{slug(task)}", f"{task}: prefix cache on vs off", to_png(fig), task)
 
 
 def _arm_color(arm: str) -> Color:
@@ -270,7 +266,7 @@ def _arm_color(arm: str) -> Color:
 
 def make_plots(summary: RunSummary, samples: Mapping[str, CellSamples]) -> list[Plot]:
     """Every plot the run's data supports, in report order."""
-    pal = _Palette([c.info.engine for c in summary.cells])
+    pal = Palette([c.info.engine for c in summary.cells])
     plots: list[Plot | None] = []
     for task in summary.tasks_in_order():
         cells = summary.cells_of(task)
