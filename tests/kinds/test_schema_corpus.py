@@ -255,6 +255,18 @@ def test_invalid_schema_error_names_file_line_and_field(tmp_path: Path) -> None:
     assert "invalid JSON schema" in e.value.message
 
 
+def test_schemas_are_meta_validated_under_their_own_draft(tmp_path: Path) -> None:
+    # Valid draft-04 (boolean exclusiveMinimum), invalid if it were read as 2020-12.
+    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 0, "exclusiveMinimum": True}
+    _write(tmp_path, "schemas/d4.json", d4)
+    assert [r["schema_id"] for r in load_task(_dir_task(tmp_path)).rows] == ["d4"]
+    # The same keywords claiming 2020-12 are refused, and the message names the draft.
+    _write(tmp_path, "schemas/d4.json", {**d4, "$schema": "https://json-schema.org/draft/2020-12/schema"})
+    with pytest.raises(SpecError) as e:
+        load_task(_dir_task(tmp_path))
+    assert e.value.field == "exclusiveMinimum" and "(under 2020-12)" in e.value.message
+
+
 @pytest.mark.parametrize(
     ("files", "extra", "expect"),
     [

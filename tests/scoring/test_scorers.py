@@ -167,3 +167,27 @@ def test_final_number() -> None:
     assert final_number(rec("5"), Gen("g", reference="none"), OPTS).value is None
     assert last_number("costs $1,234.50 or -3") == -3.0
     assert last_number("1,2,3") == 3.0
+
+
+def test_schema_valid_honours_draft04_exclusive_minimum() -> None:
+    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 0, "exclusiveMinimum": True}
+    gen = Gen("g", JsonSchema(json.dumps({**d4, "type": "number"})))
+    zero = schema_valid(rec("0"), gen, OPTS)
+    assert zero.value == 0.0 and "[minimum]" in zero.reason
+    assert schema_valid(rec("0.5"), gen, OPTS).value == 1.0
+
+
+def test_schema_valid_honours_draft07_dependencies() -> None:
+    body = {"type": "object", "dependencies": {"card": ["billing"]}}
+    d7 = Gen("g", JsonSchema(json.dumps({"$schema": "http://json-schema.org/draft-07/schema#", **body})))
+    missing = schema_valid(rec('{"card": "1"}'), d7, OPTS)
+    assert missing.value == 0.0 and "billing" in missing.reason
+    # The same schema read as 2020-12 (no $schema) ignores the keyword.
+    assert schema_valid(rec('{"card": "1"}'), Gen("g", JsonSchema(json.dumps(body))), OPTS).value == 1.0
+
+
+def test_schema_valid_schema_invalid_under_its_draft_is_not_the_outputs_fault() -> None:
+    # A draft-04 boolean exclusiveMinimum in a schema that claims 2020-12.
+    bad = {"$schema": "https://json-schema.org/draft/2020-12/schema", "minimum": 0, "exclusiveMinimum": True}
+    s = schema_valid(rec("1"), Gen("g", JsonSchema(json.dumps(bad))), OPTS)
+    assert s.value is None and s.reason.startswith("invalid schema under 2020-12: $.exclusiveMinimum:")

@@ -3,7 +3,7 @@
 Rows are schemas: files of a folder (``schema_dir``, tagged by its ``index.json``) or a
 dataset column (local JSONL, or a Hugging Face id such as ``epfl-dlab/JSONSchemaBench``
 with ``schema_field: json_schema``). :func:`load_corpus` turns either into rows with fixed
-keys (:data:`ROW_KEYS`), checked against Draft 2020-12 at load time: a schema that is
+keys (:data:`ROW_KEYS`), checked under each schema's own ``$schema`` draft at load time: a schema that is
 valid but exotic passes, since whether an engine supports it is what is measured.
 
 Every item's meta carries ``schema_id``, ``features`` (comma-separated), ``repeat``,
@@ -149,22 +149,24 @@ def _marks(text: str, shown: str) -> MarkedDoc | None:
 def _check_schema(
     schema: Any, shown: str, field: str, marks: Callable[[], MarkedDoc | None] | None = None
 ) -> None:
-    """Draft 2020-12 meta-validation, the error at the offending keyword."""
+    """Meta-validation under the schema's own ``$schema`` draft, the error at the offending keyword."""
     # Imported here: jsonschema's format checkers take seconds to import on a busy machine.
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
+
+    from structbench.schema_drafts import check_schema, draft_of
 
     if not isinstance(schema, dict | bool):
         raise SpecError(shown, 0, 0, field, f"a schema must be a JSON object, got {type(schema).__name__}")
     try:
-        Draft202012Validator.check_schema(schema)
+        check_schema(schema)
     except SchemaError as e:
         inner = tuple(e.absolute_path)
         doc = marks() if marks is not None else None
         at = doc.pos(inner) if doc is not None else None
         where = ".".join(p for p in (field, format_field(inner)) if p)
         line, col = (at.line, at.col) if at else (0, 0)
-        raise SpecError(shown, line, col, where, f"invalid JSON schema: {e.message}") from None
+        msg = f"invalid JSON schema: {e.message} (under {draft_of(schema)})"
+        raise SpecError(shown, line, col, where, msg) from None
 
 
 def _dataset_rows(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

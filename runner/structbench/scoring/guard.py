@@ -49,11 +49,11 @@ class CheckResult:
 
 @lru_cache(maxsize=256)
 def _validator(schema_text: str) -> Validator:
-    from jsonschema import Draft202012Validator
+    from structbench.schema_drafts import check_schema, validator_for
 
     schema = json.loads(schema_text)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    check_schema(schema)  # under the schema's own $schema draft, not always 2020-12
+    return validator_for(schema)
 
 
 @lru_cache(maxsize=256)
@@ -70,7 +70,15 @@ def _check_schema(schema_text: str, instance_text: str) -> CheckResult:
 
     try:
         validator = _validator(schema_text)
-    except (SchemaError, ValueError) as e:
+    except SchemaError as e:
+        # The keyword path first and the draft named: the report counts these apart
+        # from engine failures and says why each schema is invalid.
+        from structbench.schema_drafts import draft_of
+
+        where = _json_path(e.absolute_path)
+        draft = draft_of(json.loads(schema_text))
+        return CheckResult(None, _clip(f"invalid schema under {draft}: {where}: {e.message}"))
+    except ValueError as e:
         return CheckResult(None, _clip(f"invalid schema: {e}"))
     try:
         instance = json.loads(instance_text)
@@ -184,7 +192,7 @@ class GuardedChecker:
         self._worker: _Worker | None = None
 
     def check_schema(self, schema_text: str, instance_text: str, timeout_s: float) -> CheckResult:
-        """Validate JSON text against a schema (Draft 2020-12 with format checks)."""
+        """Validate JSON text against a schema (its own ``$schema`` draft, format checks on)."""
         return self._call("schema", schema_text, instance_text, timeout_s)
 
     def fullmatch(self, pattern: str, text: str, timeout_s: float) -> CheckResult:

@@ -19,7 +19,7 @@ def json_parse(rec: CallRecord, gen: Gen, opts: ScoreOptions) -> Score:
 
 
 def schema_valid(rec: CallRecord, gen: Gen, opts: ScoreOptions) -> Score:
-    """1 when the output validates against the gen's JSON schema (Draft 2020-12, formats on).
+    """1 when the output validates against the gen's JSON schema (its ``$schema`` draft, formats on).
 
     Validation runs in a worker process under ``opts.schema_timeout_s``; an overrun
     counts as invalid with reason "timeout". The reason of a failure is the most

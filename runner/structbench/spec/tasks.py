@@ -198,8 +198,8 @@ class SchemaCorpusTaskSpec(_TaskBase):
     limit: int | None = Field(default=None, gt=0)
     """Use only the first N schemas (file-name or dataset order)."""
     invalid_schemas: Literal["error", "skip"] = "error"
-    """A schema that fails Draft 2020-12 meta-validation stops loading (``error``) or is
-    left out (``skip``: for large third-party corpora written for older drafts)."""
+    """A schema that fails meta-validation under its own ``$schema`` draft stops loading
+    (``error``) or is left out (``skip``: for large third-party corpora with broken schemas)."""
     max_tokens: int = Field(default=128, gt=0)
     scorers: tuple[str, ...] = ("json_parse", "schema_valid")
 
