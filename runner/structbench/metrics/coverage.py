@@ -13,7 +13,7 @@ Per engine and ``schema_corpus`` task, over the schemas of the corpus:
 The unit is the schema: with repeats, a schema is valid only when all its calls were,
 and rejected when any call was. Calls that failed for other reasons (timeouts,
 connection errors) say nothing about support: they count as ``errors`` and leave the
-denominators. Intervals are percentile bootstraps over schemas.
+denominators. Intervals are Wilson score intervals over schemas.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def _feature_table(task: str, covs: Sequence[EngineCoverage]) -> Table:
         notes=(
             "One verdict per schema: valid only when every request for it validated; "
             "a truncated output (max_tokens) counts as invalid.",
-            "A schema counts under each feature it uses; [95% CI] is a bootstrap over schemas.",
+            "A schema counts under each feature it uses; [95% CI] is a Wilson score interval over schemas.",
         ),
     )
 
