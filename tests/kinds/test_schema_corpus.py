@@ -11,10 +11,14 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from structbench.errors import SpecError
-from structbench.ir import WorkItem
+from structbench.ir import JsonSchema, WorkItem
 from structbench.kinds.corpus_features import FEATURES, detect_features
 from structbench.kinds.registry import KINDS, expand_task
 from structbench.kinds.schema_corpus import corpus_prompt
+from structbench.records import CallRecord
+from structbench.scoring.base import ScoreOptions
+from structbench.scoring.guard import close_shared_checker
+from structbench.scoring.json_scorers import schema_valid
 from structbench.spec.loader import LoadedTask, load_suite, load_task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -265,6 +269,26 @@ def test_schemas_are_meta_validated_under_their_own_draft(tmp_path: Path) -> Non
     with pytest.raises(SpecError) as e:
         load_task(_dir_task(tmp_path))
     assert e.value.field == "exclusiveMinimum" and "(under 2020-12)" in e.value.message
+
+
+def test_invalid_schemas_count_keeps_them_for_the_report(tmp_path: Path) -> None:
+    _write(tmp_path, "schemas/good.json", {"type": "string"})
+    _write(tmp_path, "schemas/bad.json", {"type": "objekt"})
+    with pytest.raises(SpecError):
+        load_task(_dir_task(tmp_path))
+    skipped = load_task(_dir_task(tmp_path, "invalid_schemas: skip\n"))
+    assert [r["schema_id"] for r in skipped.rows] == ["good"]
+    task = load_task(_dir_task(tmp_path, "invalid_schemas: count\n"))
+    assert [r["schema_id"] for r in task.rows] == ["bad", "good"]
+    bad = _expand(task)[0]
+    gen = bad.branches[0].turns[0].gen
+    assert isinstance(gen.constraint, JsonSchema)
+    rec = CallRecord("c", "e", "t", bad.item_id, 0, 0, "answer", "json_schema", text='"x"')
+    try:
+        score = schema_valid(rec, gen, ScoreOptions(schema_timeout_s=5.0))
+    finally:
+        close_shared_checker()
+    assert score.value is None and score.reason.startswith("invalid schema under 2020-12: $.type:")
 
 
 @pytest.mark.parametrize(

@@ -83,7 +83,8 @@ def test_schema_valid_times_out_and_recovers() -> None:
     evil = json.dumps({"type": "string", "pattern": "^(a+)+$"})
     gen = Gen("g", JsonSchema(evil))
     s = schema_valid(rec(json.dumps("a" * 40 + "!")), gen, ScoreOptions(schema_timeout_s=0.5))
-    assert s.value == 0.0 and s.reason.startswith("timeout")
+    # Its own verdict: not judged (None), neither valid nor the output's fault.
+    assert s.value is None and s.reason.startswith("timeout")
     # The worker was replaced: the next check works.
     assert schema_valid(rec('{"name": "x", "price": 1}'), JSON_GEN, OPTS).value == 1.0
 
@@ -109,7 +110,7 @@ def test_regex_match() -> None:
 def test_regex_match_times_out() -> None:
     gen = Gen("g", Regex(r"(a+)+b"))
     s = regex_match(rec("a" * 40), gen, ScoreOptions(schema_timeout_s=0.5))
-    assert s.value == 0.0 and s.reason.startswith("timeout")
+    assert s.value is None and s.reason.startswith("timeout")
 
 
 def test_choice_valid() -> None:
@@ -191,3 +192,8 @@ def test_schema_valid_schema_invalid_under_its_draft_is_not_the_outputs_fault() 
     bad = {"$schema": "https://json-schema.org/draft/2020-12/schema", "minimum": 0, "exclusiveMinimum": True}
     s = schema_valid(rec("1"), Gen("g", JsonSchema(json.dumps(bad))), OPTS)
     assert s.value is None and s.reason.startswith("invalid schema under 2020-12: $.exclusiveMinimum:")
+    # Named even when the engine refused it: the schema is at fault, not the engine.
+    refused = schema_valid(rec("", error="http 400: bad schema"), Gen("g", JsonSchema(json.dumps(bad))), OPTS)
+    assert refused.value is None and refused.reason.startswith("invalid schema under 2020-12")
+    ok_schema_refused = schema_valid(rec("", error="http 400: bad schema"), JSON_GEN, OPTS)
+    assert ok_schema_refused.reason == "call failed"

@@ -89,9 +89,10 @@ def _dir_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
                 shown = display_path(folder / listing)
                 raise SpecError(shown, 0, 0, name, "no such schema file in the folder")
     out = []
+    keep = spec.invalid_schemas == "count"
     for path in files:
         try:
-            schema = _read_schema(path)
+            schema = _read_schema(path, keep)
         except SpecError:
             if spec.invalid_schemas == "skip":
                 continue
@@ -125,7 +126,7 @@ def _tags(value: Any, shown: str, field: str) -> tuple[str, ...]:
     return tuple(sorted({t.strip() for t in value}, key=feature_order))
 
 
-def _read_schema(path: Path) -> Any:
+def _read_schema(path: Path, keep_invalid: bool = False) -> Any:
     shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -135,7 +136,7 @@ def _read_schema(path: Path) -> Any:
         schema = json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError(shown, e.lineno, e.colno, "", f"invalid JSON: {e.msg}") from None
-    _check_schema(schema, shown, "", lambda: _marks(text, shown))
+    _check_schema(schema, shown, "", lambda: _marks(text, shown), keep_invalid)
     return schema
 
 
@@ -147,9 +148,17 @@ def _marks(text: str, shown: str) -> MarkedDoc | None:
 
 
 def _check_schema(
-    schema: Any, shown: str, field: str, marks: Callable[[], MarkedDoc | None] | None = None
+    schema: Any,
+    shown: str,
+    field: str,
+    marks: Callable[[], MarkedDoc | None] | None = None,
+    keep_invalid: bool = False,
 ) -> None:
-    """Meta-validation under the schema's own ``$schema`` draft, the error at the offending keyword."""
+    """Meta-validation under the schema's own ``$schema`` draft, the error at the offending keyword.
+
+    With ``keep_invalid`` (``invalid_schemas: count``) a schema that is JSON but invalid
+    under its draft passes: it is sent, and scoring reports it as ``invalid_schema``.
+    """
     # Imported here: jsonschema's format checkers take seconds to import on a busy machine.
     from jsonschema.exceptions import SchemaError
 
@@ -160,6 +169,8 @@ def _check_schema(
     try:
         check_schema(schema)
     except SchemaError as e:
+        if keep_invalid:
+            return
         inner = tuple(e.absolute_path)
         doc = marks() if marks is not None else None
         at = doc.pos(inner) if doc is not None else None
@@ -171,6 +182,7 @@ def _check_schema(
 
 def _dataset_rows(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     shown = refs.doc.file
+    keep = spec.invalid_schemas == "count"
     out = []
     for i, raw in enumerate(rows):
         sid = str(raw[spec.id_field]) if spec.id_field and raw.get(spec.id_field) is not None else f"row{i}"
@@ -181,7 +193,7 @@ def _dataset_rows(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, A
                 ("schema_field",), f"row {i} has no column '{spec.schema_field}' (columns: {cols})"
             )
         try:
-            schema = _parse_cell(raw[spec.schema_field], shown, where)
+            schema = _parse_cell(raw[spec.schema_field], shown, where, keep)
         except SpecError:
             if spec.invalid_schemas == "skip":
                 continue
@@ -193,7 +205,7 @@ def _dataset_rows(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, A
     return out
 
 
-def _parse_cell(value: Any, shown: str, where: str) -> Any:
+def _parse_cell(value: Any, shown: str, where: str, keep_invalid: bool = False) -> Any:
     """A dataset cell's schema: an object, or its JSON text; meta-validated."""
     schema = value
     if isinstance(value, str):
@@ -201,7 +213,7 @@ def _parse_cell(value: Any, shown: str, where: str) -> Any:
             schema = json.loads(value)
         except json.JSONDecodeError as e:
             raise SpecError(shown, 0, 0, where, f"not JSON: {e.msg} at {e.lineno}:{e.colno}") from None
-    _check_schema(schema, shown, where)
+    _check_schema(schema, shown, where, keep_invalid=keep_invalid)
     return schema
 
 

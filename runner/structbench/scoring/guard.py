@@ -37,7 +37,8 @@ class CheckResult:
     """Outcome of one guarded check.
 
     ``passed`` is None when the check could not be made at all (a broken schema or
-    regex), so the scorer reports "not applicable" instead of blaming the output.
+    regex, or a check that overran its time limit: reason ``timeout: ...``), so the
+    scorer reports "not applicable" instead of blaming the output.
     """
 
     passed: bool | None
@@ -217,7 +218,9 @@ class GuardedChecker:
                 self._stop()
                 if crashed:
                     return CheckResult(False, "checker process crashed on this output")
-                return CheckResult(False, f"timeout: check took over {timeout_s:g}s")
+                # Unjudged, not invalid: the time limit says nothing about the output, and
+                # coverage reports timeouts as their own verdict.
+                return CheckResult(None, f"timeout: check took over {timeout_s:g}s")
             d = json.loads(answer)
             return CheckResult(d["passed"], d["reason"])
 

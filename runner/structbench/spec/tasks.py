@@ -197,9 +197,11 @@ class SchemaCorpusTaskSpec(_TaskBase):
     without it pair by identical prompts."""
     limit: int | None = Field(default=None, gt=0)
     """Use only the first N schemas (file-name or dataset order)."""
-    invalid_schemas: Literal["error", "skip"] = "error"
+    invalid_schemas: Literal["error", "skip", "count"] = "error"
     """A schema that fails meta-validation under its own ``$schema`` draft stops loading
-    (``error``) or is left out (``skip``: for large third-party corpora with broken schemas)."""
+    (``error``), is left out (``skip``), or is kept and reported (``count``: it is sent,
+    and the coverage report counts it as "bad schema", with why, apart from the engine's
+    failures; for third-party corpora such as JSONSchemaBench)."""
     max_tokens: int = Field(default=128, gt=0)
     scorers: tuple[str, ...] = ("json_parse", "schema_valid")
 
