@@ -17,7 +17,14 @@ import click
 from structbench import __version__
 from structbench.errors import UserError
 
+if TYPE_CHECKING:
+    from structbench.metrics.summary import RunSummary
+
 F = TypeVar("F", bound=Callable[..., Any])
+#: Exit code of a failed ``--fail-under`` / ``--fail-on-canary`` gate; equal to
+#: ``structbench.metrics.gate.GATE_EXIT_CODE`` (a test checks), kept here so that
+#: ``--help`` imports no metrics.
+_GATE_EXIT_CODE = 3
 
 
 def _user_errors(fn: F) -> F:
@@ -32,6 +39,43 @@ def _user_errors(fn: F) -> F:
             sys.exit(e.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _gate_options(fn: F) -> F:
+    """``--fail-under NAME=VALUE`` (repeatable) and ``--fail-on-canary``, for run and report."""
+    fn = click.option(
+        "--fail-on-canary",
+        is_flag=True,
+        help="Exit 3 when a canary task's constraint was not applied (or it has no completed outputs).",
+    )(fn)
+    return click.option(
+        "--fail-under",
+        "fail_under",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Exit 3 when a rate is below VALUE (0..1 or N%) in any cell: validity, accuracy, a scorer "
+        "name, or declared/empirical/compliance coverage. Repeatable.",
+    )(fn)
+
+
+def _gate(summary: RunSummary, fail_under: tuple[str, ...], fail_on_canary: bool) -> bool:
+    """Check the gate; print why it failed (stderr). True when it passed or none was asked."""
+    if not fail_under and not fail_on_canary:
+        return True
+    from structbench.metrics.gate import check_gate, parse_threshold
+
+    result = check_gate(summary, [parse_threshold(t) for t in fail_under], fail_on_canary)
+    for line in result.failures:
+        click.echo(f"gate failed: {line}", err=True)
+    return result.passed
+
+
+def _check_thresholds(fail_under: tuple[str, ...]) -> None:
+    """Parse the thresholds before any work, so a typo costs nothing (exit 2)."""
+    from structbench.metrics.gate import parse_threshold
+
+    for t in fail_under:
+        parse_threshold(t)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,6 +99,7 @@ def main() -> None:
 @click.option("--results-dir", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--engine", "engines", multiple=True, help="Only run this engine name (repeatable).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@_gate_options
 @_user_errors
 def run(
     suite: Path | None,
@@ -64,9 +109,13 @@ def run(
     results_dir: Path,
     engines: tuple[str, ...],
     progress: bool,
+    fail_under: tuple[str, ...],
+    fail_on_canary: bool,
 ) -> None:
     """Run SUITE (a suite YAML) and write results/<suite>/<UTC time>_<id>/."""
     from structbench.report.terminal import render_terminal_table
+
+    _check_thresholds(fail_under)
 
     if resume_dir is not None:
         if suite is not None or num_requests is not None or seed is not None or engines:
@@ -89,8 +138,12 @@ def run(
     if out.interrupted:
         click.echo("run interrupted: finished records are kept", err=True)
         sys.exit(130)
+    gate_passed = _gate(out.summary, fail_under, fail_on_canary)
     if out.failed_cells:
         click.echo(f"cells with failures: {', '.join(out.failed_cells)}", err=True)
+    if not gate_passed:
+        sys.exit(_GATE_EXIT_CODE)
+    if out.failed_cells:
         sys.exit(1)
 
 
@@ -144,13 +197,17 @@ def compile_cmd(engine_kind: str, num_items: int, task: Path) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@_gate_options
 @_user_errors
-def report(run_dir: Path) -> None:
+def report(run_dir: Path, fail_under: tuple[str, ...], fail_on_canary: bool) -> None:
     """Rebuild scores, summary.json, report.md and report.html from RUN_DIR's records."""
     from structbench.report.build import build_report
 
-    build_report(run_dir)
+    _check_thresholds(fail_under)
+    summary = build_report(run_dir)
     click.echo(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+    if not _gate(summary, fail_under, fail_on_canary):
+        sys.exit(_GATE_EXIT_CODE)
 
 
 @main.command()
