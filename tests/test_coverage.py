@@ -21,6 +21,7 @@ from structbench.metrics.coverage import (
     summarize_corpus,
 )
 from structbench.records import CallRecord
+from structbench.report.coverage import _subset_table
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.json_scorers import schema_valid
 from structbench.scoring.score_run import ScoredRecord, record_key
@@ -338,3 +339,31 @@ def test_an_invalid_schema_outranks_the_engines_verdict() -> None:
     r = rec("x", error="http 400: grammar compile failed")
     s = scored(r, None, "invalid schema under 2020-12: $.type: 'objekt' is not valid")
     assert classify_call(r, s)[0] == "invalid_schema"
+
+
+def test_coverage_per_subset_and_its_report_table() -> None:
+    plan = {"Github_easy/o1": 1.0, "Github_easy/o2": 0.0, "Kubernetes/k1": 1.0, "flat": 1.0}
+    records, scores = [], {}
+    for sid, value in plan.items():
+        subset = sid.split("/")[0] if "/" in sid else ""
+        r = rec(sid)
+        r = replace(r, meta=(*r.meta, ("subset", subset)))
+        records.append(r)
+        scores[record_key(r)] = scored(r, value, "" if value else "$.a: [type] 1 is not of type 'string'")
+    cov = engine_coverage("e", "corpus", corpus_calls(records, scores), bootstrap=100, seed=0)
+    by = dict(cov.subsets)
+    assert list(by) == ["Github_easy", "Kubernetes"]  # a schema without a subset is in none
+    assert (by["Github_easy"].schemas, by["Github_easy"].empirical.rate, by["Github_easy"].silent) == (
+        2,
+        0.5,
+        1,
+    )
+    assert (by["Kubernetes"].schemas, by["Kubernetes"].empirical.rate) == (1, 1.0)
+    assert cov.overall.schemas == 4
+    assert cov.to_dict()["subsets"]["Kubernetes"]["schemas"] == 1  # type: ignore[index]
+    table = _subset_table("corpus", [cov])
+    assert table is not None and [row[:3] for row in table.rows] == [
+        ("Github_easy", "e", "2"),
+        ("Kubernetes", "e", "1"),
+    ]
+    assert _subset_table("corpus", [replace(cov, subsets=())]) is None

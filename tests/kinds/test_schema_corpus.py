@@ -291,6 +291,67 @@ def test_invalid_schemas_count_keeps_them_for_the_report(tmp_path: Path) -> None
     assert score.value is None and score.reason.startswith("invalid schema under 2020-12: $.type:")
 
 
+def _bench_task(tmp_path: Path, extra: str = "", where: str = "../bench") -> Path:
+    """A task over a small folder laid out like the JSONSchemaBench dataset repository."""
+    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "number", "exclusiveMinimum": True}
+    _write(tmp_path, "bench/data/Github_easy/o2.json", {"type": "object", "title": "Two"})
+    _write(tmp_path, "bench/data/Github_easy/o1.json", {"type": "string"})
+    _write(tmp_path, "bench/data/Kubernetes/k1.json", {**d4, "minimum": 0})
+    _write(tmp_path, "bench/README.md", "not a subset")
+    (tmp_path / "pyproject.toml").write_text("")
+    text = f"name: jsb\nkind: schema_corpus\nsubsets_dir: {where}\n{extra}"
+    return _write(tmp_path, "tasks/jsb.yaml", text)
+
+
+def test_jsonschemabench_layout_loads_every_subset(tmp_path: Path) -> None:
+    task = load_task(_bench_task(tmp_path))
+    rows = [(r["subset"], r["schema_id"]) for r in task.rows]
+    assert rows == [
+        ("Github_easy", "Github_easy/o1"),
+        ("Github_easy", "Github_easy/o2"),
+        ("Kubernetes", "Kubernetes/k1"),
+    ]
+    items = _expand(task)
+    assert [dict(it.meta)["subset"] for it in items] == ["Github_easy", "Github_easy", "Kubernetes"]
+    # The repository's data/ folder given directly reads the same.
+    again = load_task(_bench_task(tmp_path, where="../bench/data"))
+    assert [r["schema_id"] for r in again.rows] == [r["schema_id"] for r in task.rows]
+
+
+def test_jsonschemabench_layout_subset_selection_and_limit(tmp_path: Path) -> None:
+    task = load_task(_bench_task(tmp_path, "subsets: [Kubernetes, Github_easy]\nlimit_per_subset: 1\n"))
+    assert [r["schema_id"] for r in task.rows] == ["Kubernetes/k1", "Github_easy/o1"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "expect"),
+    [
+        (
+            "subsets: [Github_easy, Nope]\n",
+            "../bench",
+            r"tasks/jsb.yaml:4:24: subsets\[1\]: no subset 'Nope' \(have: Github_easy, Kubernetes\)$",
+        ),
+        ("", "../tasks", r"subsets_dir: no subset folders"),
+        ("schema_dir: ../bench\n", "../bench", r"give one of schema_dir, subsets_dir or dataset"),
+    ],
+)
+def test_jsonschemabench_layout_errors_are_located(
+    tmp_path: Path, extra: str, where: str, expect: str
+) -> None:
+    with pytest.raises(SpecError, match=expect):
+        load_task(_bench_task(tmp_path, extra, where))
+
+
+def test_subset_field_of_a_dataset(tmp_path: Path) -> None:
+    rows = '{"json_schema": {"type": "string"}, "cfg": "Glaiveai2K"}\n{"json_schema": {"type": "integer"}}\n'
+    _write(tmp_path, "tasks/rows.jsonl", rows)
+    (tmp_path / "pyproject.toml").write_text("")
+    text = "name: t\nkind: schema_corpus\ndataset: {path: rows.jsonl}\n"
+    text += "schema_field: json_schema\nsubset_field: cfg\n"
+    task = load_task(_write(tmp_path, "tasks/t.yaml", text))
+    assert [r["subset"] for r in task.rows] == ["Glaiveai2K", ""]
+
+
 @pytest.mark.parametrize(
     ("files", "extra", "expect"),
     [
@@ -298,7 +359,7 @@ def test_invalid_schemas_count_keeps_them_for_the_report(tmp_path: Path) -> None
         ({"index.json": {"gone.json": []}, "a.json": {}}, "", "no such schema file"),
         ({"index.json": {"a.json": 3}, "a.json": {}}, "", "features must be a list"),
         ({"index.json": {}}, "", "no *.json schema files"),
-        ({"a.json": {}}, "dataset:\n  rows: [{schema: {}}]\n", "not both"),
+        ({"a.json": {}}, "dataset:\n  rows: [{schema: {}}]\n", "give one of schema_dir, subsets_dir"),
     ],
 )
 def test_folder_errors(tmp_path: Path, files: dict[str, Any], extra: str, expect: str) -> None:

@@ -87,6 +87,8 @@ class CorpusCall:
     #: What broke an invalid output: a JSON Schema keyword (``pattern``, ``format``),
     #: ``truncated`` (ran out of tokens) or ``not_json``.
     keyword: str | None = None
+    #: The corpus subset of the schema ("" when the corpus has none).
+    subset: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,7 @@ class EngineCoverage:
         task: Task name.
         overall: Over every schema.
         features: Per feature tag, in tag order.
+        subsets: Per corpus subset, in name order (empty when the corpus has none).
         keywords: Silent failures (``invalid``) counted by the keyword that broke them.
         failures: ``(schema_id, outcome, reason)`` of every schema not valid.
     """
@@ -138,6 +141,7 @@ class EngineCoverage:
     overall: CoverageStats
     features: tuple[tuple[str, CoverageStats], ...] = ()
     keywords: tuple[tuple[str, int], ...] = ()
+    subsets: tuple[tuple[str, CoverageStats], ...] = ()
     failures: tuple[tuple[str, Outcome, str], ...] = ()
 
     def to_dict(self) -> dict[str, object]:
@@ -147,6 +151,7 @@ class EngineCoverage:
             "task": self.task,
             "overall": self.overall.to_dict(),
             "features": {f: s.to_dict() for f, s in self.features},
+            "subsets": {name: s.to_dict() for name, s in self.subsets},
             "silent_by_keyword": dict(self.keywords),
             "failures": [{"schema_id": s, "outcome": o, "reason": r} for s, o, r in self.failures],
         }
@@ -209,7 +214,15 @@ def corpus_calls(records: Iterable[CallRecord], scored: Mapping[RecordKey, Score
         outcome, reason, keyword = classify_call(rec, scored.get(record_key(rec)))
         out.append(
             CorpusCall(
-                rec.engine, rec.task, rec.cell_id, meta.schema_id, meta.features, outcome, reason, keyword
+                rec.engine,
+                rec.task,
+                rec.cell_id,
+                meta.schema_id,
+                meta.features,
+                outcome,
+                reason,
+                keyword,
+                meta.subset,
             )
         )
     return out
@@ -271,6 +284,17 @@ def engine_coverage(
         )
         for f in features
     )
+    subsets = tuple(
+        (
+            name,
+            coverage_stats(
+                [v for v in verdicts if v.subset == name],
+                bootstrap,
+                derive_seed(seed, engine, task, "@" + name),
+            ),
+        )
+        for name in sorted({v.subset for v in verdicts if v.subset})
+    )
     counts: dict[str, int] = {}
     for v in verdicts:
         if v.outcome == "invalid":
@@ -285,6 +309,7 @@ def engine_coverage(
         task=task,
         overall=coverage_stats(verdicts, bootstrap, derive_seed(seed, engine, task, "*")),
         features=per_feature,
+        subsets=subsets,
         keywords=tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         failures=failures[:_MAX_FAILURES],
     )

@@ -96,6 +96,22 @@ def _feature_table(task: str, covs: Sequence[EngineCoverage]) -> Table:
     )
 
 
+def _subset_table(task: str, covs: Sequence[EngineCoverage]) -> Table | None:
+    """Engines side by side per corpus subset (JSONSchemaBench's ``data/<subset>/``)."""
+    names = list(dict.fromkeys(n for c in covs for n, _ in c.subsets))
+    if not names:
+        return None
+    rows = [_stats_row(n, c.engine, s, ci=True) for n in names for c in covs for g, s in c.subsets if g == n]
+    headers = ("Subset", "Engine", "schemas", "declared %", "empirical %", "compliance %", "silent", "loud")
+    return Table(
+        f"Coverage by subset: {task}",
+        (*headers, "errors", "truncated", "timeout", "bad schema"),
+        tuple(rows),
+        ("l", "l", *("r",) * 10),
+        notes=("One verdict per schema, as above; [95% CI] is a Wilson score interval over schemas.",),
+    )
+
+
 def _keyword_table(covs: Sequence[EngineCoverage]) -> Table | None:
     rows = tuple((c.engine, c.task, k, str(n)) for c in covs for k, n in c.keywords)
     if not rows:
@@ -175,7 +191,11 @@ def coverage_tables(summary: RunSummary) -> list[Table]:
     if corpus is None:
         return []
     tasks = list(dict.fromkeys(c.task for c in corpus.coverage))
-    out = [_feature_table(t, [c for c in corpus.coverage if c.task == t]) for t in tasks]
+    out: list[Table] = []
+    for t in tasks:
+        covs = [c for c in corpus.coverage if c.task == t]
+        by_subset = _subset_table(t, covs)
+        out += [_feature_table(t, covs), *([by_subset] if by_subset is not None else [])]
     out += [t for t in (_keyword_table(corpus.coverage), _failure_table(corpus.coverage)) if t is not None]
     return out + _cost_tables(corpus)
 
