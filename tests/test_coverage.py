@@ -21,6 +21,7 @@ from structbench.metrics.coverage import (
     summarize_corpus,
 )
 from structbench.records import CallRecord
+from structbench.report.coverage import _subset_table
 from structbench.scoring.base import Score, ScoreOptions
 from structbench.scoring.json_scorers import schema_valid
 from structbench.scoring.score_run import ScoredRecord, record_key
@@ -129,7 +130,7 @@ def test_classify_call() -> None:
     assert classify_call(cut, scored(cut, 0.0, unterminated))[2] == "truncated"
     assert classify_call(ok, scored(ok, 0.0, unterminated))[2] == "not_json"
     refused = rec("a", error="unsupported: json_schema")
-    assert classify_call(refused, scored(refused, None))[0] == "rejected"
+    assert classify_call(refused, scored(refused, None))[0] == "unsupported"
     lost = rec("a", error="timeout: ReadTimeout after 600 s")
     assert classify_call(lost, scored(lost, None))[0] == "error"
 
@@ -214,7 +215,7 @@ def test_engine_coverage_counts_schemas_not_calls() -> None:
     assert (by["format:ipv4"].declared.rate, by["format:ipv4"].loud) == (0.0, 1)
     assert by["enum"].errors == 1 and by["enum"].compliance.rate == 0.5
     assert cov.keywords == (("pattern", 1),)
-    assert [f[:2] for f in cov.failures] == [("b", "invalid"), ("c", "rejected"), ("d", "error")]
+    assert [f[:2] for f in cov.failures] == [("b", "invalid"), ("c", "unsupported"), ("d", "error")]
     # Deterministic intervals: same seed, same numbers.
     assert engine_coverage("e", "corpus", calls, bootstrap=200, seed=1) == cov
 
@@ -223,9 +224,7 @@ def test_engine_coverage_counts_schemas_not_calls() -> None:
 
 
 def _cell(records: Sequence[CallRecord], task: str, engine: str = "e") -> CellSummary:
-    info = CellInfo(
-        f"{engine}.{task}.c1", engine, task, "schema_corpus", LoadPoint("concurrency", 1)
-    )
+    info = CellInfo(f"{engine}.{task}.c1", engine, task, "schema_corpus", LoadPoint("concurrency", 1))
     return summarize_cell(info, CellRuntime(status="complete"), records, {}, SummaryOptions(bootstrap=0))
 
 
@@ -291,3 +290,80 @@ def test_summarize_corpus_only_for_corpus_runs() -> None:
     d = summary.to_dict()
     assert set(d) == {"coverage", "compile", "structured_vs_free", "unique_vs_repeated"}
     json.dumps(d)  # JSON-ready
+
+
+def test_verdicts_truncated_timeout_and_invalid_schema_are_counted_apart() -> None:
+    plan: dict[str, tuple[str | None, float | None, str, str | None]] = {
+        "ok": (None, 1.0, "", "stop"),
+        "silent": (None, 0.0, "$.a: [pattern] 'x' does not match", "stop"),
+        "cut": (None, 0.0, "not JSON: invalid: Unterminated string starting at 1:9", "length"),
+        "slow": (None, None, "timeout: check took over 2s", "stop"),
+        "broken": (None, None, "invalid schema under draft-04: $.minimum: 'x' is not of type", "stop"),
+        "refused": ("http 400: xgrammar cannot compile", None, "", None),
+    }
+    records, scores = [], {}
+    for sid, (err, value, reason, finish) in plan.items():
+        r = replace(rec(sid, error=err, features="pattern"), finish_reason=finish)
+        records.append(r)
+        scores[record_key(r)] = scored(r, value, reason)
+    calls = corpus_calls(records, scores)
+    assert {c.schema_id: c.outcome for c in calls} == {
+        "ok": "valid",
+        "silent": "invalid",
+        "cut": "truncated",
+        "slow": "timeout",
+        "broken": "invalid_schema",
+        "refused": "unsupported",
+    }
+    cov = engine_coverage("e", "corpus", calls, bootstrap=100, seed=0)
+    o = cov.overall
+    assert (o.schemas, o.silent, o.truncated, o.loud, o.timeouts, o.invalid_schemas, o.errors) == (
+        6,
+        1,
+        1,
+        1,
+        1,
+        1,
+        0,
+    )
+    # Timeouts and broken schemas leave the denominators: 4 judged, 3 accepted.
+    assert (o.declared.n, o.declared.rate) == (4, pytest.approx(3 / 4))
+    assert (o.compliance.n, o.compliance.rate) == (3, pytest.approx(1 / 3))
+    assert cov.keywords == (("pattern", 1),)  # truncation is not a silent failure
+    why = {sid: reason for sid, _, reason in cov.failures}
+    assert why["broken"].startswith("invalid schema under draft-04")
+    assert o.to_dict()["invalid_schemas"] == 1
+
+
+def test_an_invalid_schema_outranks_the_engines_verdict() -> None:
+    r = rec("x", error="http 400: grammar compile failed")
+    s = scored(r, None, "invalid schema under 2020-12: $.type: 'objekt' is not valid")
+    assert classify_call(r, s)[0] == "invalid_schema"
+
+
+def test_coverage_per_subset_and_its_report_table() -> None:
+    plan = {"Github_easy/o1": 1.0, "Github_easy/o2": 0.0, "Kubernetes/k1": 1.0, "flat": 1.0}
+    records, scores = [], {}
+    for sid, value in plan.items():
+        subset = sid.split("/")[0] if "/" in sid else ""
+        r = rec(sid)
+        r = replace(r, meta=(*r.meta, ("subset", subset)))
+        records.append(r)
+        scores[record_key(r)] = scored(r, value, "" if value else "$.a: [type] 1 is not of type 'string'")
+    cov = engine_coverage("e", "corpus", corpus_calls(records, scores), bootstrap=100, seed=0)
+    by = dict(cov.subsets)
+    assert list(by) == ["Github_easy", "Kubernetes"]  # a schema without a subset is in none
+    assert (by["Github_easy"].schemas, by["Github_easy"].empirical.rate, by["Github_easy"].silent) == (
+        2,
+        0.5,
+        1,
+    )
+    assert (by["Kubernetes"].schemas, by["Kubernetes"].empirical.rate) == (1, 1.0)
+    assert cov.overall.schemas == 4
+    assert cov.to_dict()["subsets"]["Kubernetes"]["schemas"] == 1  # type: ignore[index]
+    table = _subset_table("corpus", [cov])
+    assert table is not None and [row[:3] for row in table.rows] == [
+        ("Github_easy", "e", "2"),
+        ("Kubernetes", "e", "1"),
+    ]
+    assert _subset_table("corpus", [replace(cov, subsets=())]) is None

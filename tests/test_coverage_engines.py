@@ -26,6 +26,8 @@ def _run_corpus(engine_yaml: str, tmp_path: Path) -> tuple[Path, dict[str, Any],
         "load: {concurrency: [4], num_requests: 6, warmup: 0}\n"
     )
     out = run_suite(RunOptions(suite, tmp_path / "res", progress=False))
+    # A loud rejection is the engine's coverage, not a failed cell (so `run` does not exit 1).
+    assert out.failed_cells == ()
     summary = json.loads((out.run_dir / "summary.json").read_text())
     (cov,) = summary["corpus"]["coverage"]
     return out.run_dir, cov, cov["overall"]

@@ -31,3 +31,14 @@ def test_unsupported_then_skipped_is_done_but_error_then_skipped_is_not() -> Non
         *_recs(4, "ok"),  # a call never recorded
     ]
     assert [it.item_id for it in unfinished_items(items, records)] == ["t/2", "t/3", "t/4"]
+
+
+def test_a_loud_rejection_is_done_but_a_transport_error_is_not() -> None:
+    items = [_item(i) for i in range(2)]
+
+    def rejected(i: int, error: str) -> list[CallRecord]:
+        first = CallRecord("c", "e", "t", f"t/{i}", 0, 0, "g", "json_schema", status="error", error=error)
+        return [first, *_recs(i, "ok", "skipped")[1:]]
+
+    records = [*rejected(0, "http 400: xgrammar cannot compile the schema"), *rejected(1, "http 503: busy")]
+    assert [it.item_id for it in unfinished_items(items, records)] == ["t/1"]

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from structbench.metrics import RunSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: Exit code of a failed ``--fail-under`` / ``--fail-on-canary`` gate; equal to
+#: ``structbench.metrics.gate.GATE_EXIT_CODE`` (a test checks), kept here so that
+#: ``--help`` imports no metrics.
+_GATE_EXIT_CODE = 3
 
 
 def _user_errors(fn: F) -> F:
@@ -38,6 +42,43 @@ def _user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _gate_options(fn: F) -> F:
+    """``--fail-under NAME=VALUE`` (repeatable) and ``--fail-on-canary``, for run and report."""
+    fn = click.option(
+        "--fail-on-canary",
+        is_flag=True,
+        help="Exit 3 when a canary task's constraint was not applied (or it has no completed outputs).",
+    )(fn)
+    return click.option(
+        "--fail-under",
+        "fail_under",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Exit 3 when a rate is below VALUE (0..1 or N%) in any cell: validity, accuracy, a scorer "
+        "name, or declared/empirical/compliance coverage. Repeatable.",
+    )(fn)
+
+
+def _gate(summary: RunSummary, fail_under: tuple[str, ...], fail_on_canary: bool) -> bool:
+    """Check the gate; print why it failed (stderr). True when it passed or none was asked."""
+    if not fail_under and not fail_on_canary:
+        return True
+    from structbench.metrics.gate import check_gate, parse_threshold
+
+    result = check_gate(summary, [parse_threshold(t) for t in fail_under], fail_on_canary)
+    for line in result.failures:
+        click.echo(f"gate failed: {line}", err=True)
+    return result.passed
+
+
+def _check_thresholds(fail_under: tuple[str, ...]) -> None:
+    """Parse the thresholds before any work, so a typo costs nothing (exit 2)."""
+    from structbench.metrics.gate import parse_threshold
+
+    for t in fail_under:
+        parse_threshold(t)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="structbench")
 def main() -> None:
@@ -48,12 +89,14 @@ def main() -> None:
 _RESUME_OK = (
     *("--resume", "--progress", "--results-dir"),
     *("--save-result", "--metric-percentiles", "--percentile-metrics"),
+    *("--fail-under", "--fail-on-canary"),
 )
 
 
 @main.command(cls=SectionedCommand)
 @click.argument("suite", type=click.Path(path_type=Path), required=False)
 @run_options
+@_gate_options
 @_user_errors
 def run(suite: Path | None, **opts: Any) -> None:
     """Run SUITE (a suite or task YAML), or the --task files, and write results/<suite>/<UTC time>_<id>/.
@@ -63,6 +106,10 @@ def run(suite: Path | None, **opts: Any) -> None:
     --concurrency 1,8,64 -n 200`. With one, they override its fields.
     """
     from structbench.report.terminal import render_terminal_table
+
+    fail_under: tuple[str, ...] = opts["fail_under"]
+    fail_on_canary: bool = opts["fail_on_canary"]
+    _check_thresholds(fail_under)
 
     if opts["resume_dir"] is not None:
         given = [f for f in given_flags(click.get_current_context()) if f not in _RESUME_OK]
@@ -92,8 +139,12 @@ def run(suite: Path | None, **opts: Any) -> None:
     if out.interrupted:
         click.echo("run interrupted: finished records are kept", err=True)
         sys.exit(130)
+    gate_passed = _gate(out.summary, fail_under, fail_on_canary)
     if out.failed_cells:
         click.echo(f"cells with failures: {', '.join(out.failed_cells)}", err=True)
+    if not gate_passed:
+        sys.exit(_GATE_EXIT_CODE)
+    if out.failed_cells:
         sys.exit(1)
 
 
@@ -157,15 +208,19 @@ def _save_results(run_dir: Path, summary: RunSummary, opts: dict[str, Any]) -> N
 @main.command(cls=SectionedCommand)
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @save_result_options
+@_gate_options
 @_user_errors
 def report(run_dir: Path, **opts: Any) -> None:
     """Rebuild scores, summary.json, report.md and report.html from RUN_DIR's records."""
     from structbench.report.build import build_report
 
+    _check_thresholds(opts["fail_under"])
     summary = build_report(run_dir)
     click.echo(f"wrote {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     if opts["save_result"]:
         _save_results(run_dir, summary, opts)
+    if not _gate(summary, opts["fail_under"], opts["fail_on_canary"]):
+        sys.exit(_GATE_EXIT_CODE)
 
 
 @main.command()

@@ -40,6 +40,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("concurrency", "request_rate", "max_concurrency", "burstiness", "warmup", "reset_cache", "goodput"),
     ),
     ("Output", ("results_dir", "save_result", "metric_percentiles", "percentile_metrics", "progress")),
+    ("Gate (exit 3)", ("fail_under", "fail_on_canary")),
     ("Run", ("resume_dir",)),
 )
 _GOODPUT_KEYS = ("ttft", "tpot", "e2el")

@@ -18,6 +18,7 @@ import gzip
 import io
 import json
 import os
+import re
 import tarfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -50,6 +51,23 @@ def status_of_error(error: str | None) -> Status:
         if error.startswith(prefix):
             return status  # type: ignore[return-value]
     return "error"
+
+
+#: How engines word a refused constraint: structbench's own "unsupported:", the embedded
+#: engine's "constraint:" compile errors, an HTTP 400/422 from a server, or a message
+#: naming the grammar machinery.
+_REJECT = re.compile(
+    r"^(unsupported:|constraint:)|^http 4(00|22)\b|\b(json.?schema|grammar|xgrammar|outlines|"
+    r"guided|structured.?output|response_format|compil\w*)\b",
+    re.IGNORECASE,
+)
+#: 400s that are about the request's size, not its constraint.
+_NOT_REJECT = re.compile(r"context length|maximum context|prompt is too long|too many tokens", re.IGNORECASE)
+
+
+def is_rejection(error: str) -> bool:
+    """True when a call's error says the engine refused the constraint (a loud rejection)."""
+    return bool(_REJECT.search(error)) and not _NOT_REJECT.search(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +128,20 @@ class CallRecord:
     def unsupported(self) -> bool:
         """True when the engine declared the gen unsupported (nothing was sent)."""
         return self.status == "unsupported"
+
+    @property
+    def rejected(self) -> bool:
+        """True when a sent, constrained call failed because the engine refused its constraint.
+
+        A server that answers an unsupported schema with a 400 or a compile error is
+        telling the truth about its coverage: an "unsupported" verdict, not a failed run.
+        """
+        return (
+            self.status == "error"
+            and self.constraint not in ("", "none")
+            and self.error is not None
+            and is_rejection(self.error)
+        )
 
     def to_json(self) -> str:
         """Serialize as one JSON line."""

@@ -104,7 +104,7 @@ def unfinished_items(items: Sequence[WorkItem], records: Iterable[CallRecord]) -
     """The items with a call whose last non-warm-up record is missing or did not complete.
 
     An item whose calls all completed is done; so is one that stopped at an unsupported gen
-    (its ``unsupported`` and ``skipped`` records would come out the same again).
+    or at a loud rejection of its constraint (those records would come out the same again).
 
     Args:
         items: One cell's planned items, in order.
@@ -116,12 +116,13 @@ def unfinished_items(items: Sequence[WorkItem], records: Iterable[CallRecord]) -
 
     def done(item: WorkItem) -> bool:
         recs = [last.get((item.item_id, b, t)) for b, t, _ in item.gens()]
-        if any(r is None or r.status in ("error", "cancelled") for r in recs):
+        # A loud rejection of the constraint is done too: the engine would refuse it again.
+        if any(r is None or (r.status in ("error", "cancelled") and not r.rejected) for r in recs):
             return False
-        # What is left is ok, unsupported or skipped. Skipped calls are done only when an
-        # unsupported gen caused them: a re-run would stop at the same gen again.
+        # What is left is ok, unsupported (declared or rejected) or skipped. Skipped calls
+        # are done only when an unsupported gen caused them: a re-run would stop there again.
         return all(r is not None and r.status != "skipped" for r in recs) or any(
-            r is not None and r.unsupported for r in recs
+            r is not None and (r.unsupported or r.rejected) for r in recs
         )
 
     return [it for it in items if not done(it)]

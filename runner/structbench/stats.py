@@ -1,4 +1,4 @@
-"""Small statistics helpers: percentiles and bootstrap confidence intervals.
+"""Small statistics helpers: percentiles, Wilson intervals for rates, bootstrap for means.
 
 Everything is deterministic: randomness comes from a seed the caller passes in, so a
 rebuilt report shows the very same intervals as the first one.
@@ -6,6 +6,8 @@ rebuilt report shows the very same intervals as the first one.
 
 from __future__ import annotations
 
+import math
+import statistics
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,3 +116,38 @@ def _resampled_means(a: np.ndarray, n_resamples: int, rng: np.random.Generator) 
         idx = rng.integers(0, n, size=(stop - start, n))
         out[start:stop] = a[idx].mean(axis=1)
     return out
+
+
+def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval for a proportion ``successes / n``.
+
+    A bootstrap of 0/1 data collapses to ``[1, 1]`` when every value is 1 (and to
+    ``[0, 0]`` at 0), claiming certainty from two samples; Wilson's interval stays wide
+    at small n and never leaves [0, 1].
+
+    Returns:
+        ``(low, high)``, or None when ``n`` is 0.
+    """
+    if n <= 0:
+        return None
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be in [0, {n}], got {successes}")
+    z = statistics.NormalDist().inv_cdf(0.5 + level / 2.0)
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2.0 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
+    # Clamped: rounding can put an end a hair outside [0, 1] at p = 0 or 1.
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def rate_ci(values: Sequence[float], n_resamples: int = 1000, seed: int = 0) -> tuple[float, float] | None:
+    """95 % interval of a mean score: Wilson when every value is 0 or 1, else the bootstrap.
+
+    ``n_resamples`` 0 turns intervals off for both, as it always did for the bootstrap.
+    """
+    if not values or n_resamples <= 0:
+        return None
+    if all(v in (0.0, 1.0) for v in values):
+        return wilson_ci(sum(1 for v in values if v == 1.0), len(values))
+    return bootstrap_ci(values, n_resamples=n_resamples, seed=seed)

@@ -11,10 +11,14 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from structbench.errors import SpecError
-from structbench.ir import WorkItem
+from structbench.ir import JsonSchema, WorkItem
 from structbench.kinds.corpus_features import FEATURES, detect_features
 from structbench.kinds.registry import KINDS, expand_task
 from structbench.kinds.schema_corpus import corpus_prompt
+from structbench.records import CallRecord
+from structbench.scoring.base import ScoreOptions
+from structbench.scoring.guard import close_shared_checker
+from structbench.scoring.json_scorers import schema_valid
 from structbench.spec.loader import LoadedTask, load_suite, load_task
 
 REPO = Path(__file__).resolve().parents[2]
@@ -255,6 +259,99 @@ def test_invalid_schema_error_names_file_line_and_field(tmp_path: Path) -> None:
     assert "invalid JSON schema" in e.value.message
 
 
+def test_schemas_are_meta_validated_under_their_own_draft(tmp_path: Path) -> None:
+    # Valid draft-04 (boolean exclusiveMinimum), invalid if it were read as 2020-12.
+    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 0, "exclusiveMinimum": True}
+    _write(tmp_path, "schemas/d4.json", d4)
+    assert [r["schema_id"] for r in load_task(_dir_task(tmp_path)).rows] == ["d4"]
+    # The same keywords claiming 2020-12 are refused, and the message names the draft.
+    _write(tmp_path, "schemas/d4.json", {**d4, "$schema": "https://json-schema.org/draft/2020-12/schema"})
+    with pytest.raises(SpecError) as e:
+        load_task(_dir_task(tmp_path))
+    assert e.value.field == "exclusiveMinimum" and "(under 2020-12)" in e.value.message
+
+
+def test_invalid_schemas_count_keeps_them_for_the_report(tmp_path: Path) -> None:
+    _write(tmp_path, "schemas/good.json", {"type": "string"})
+    _write(tmp_path, "schemas/bad.json", {"type": "objekt"})
+    with pytest.raises(SpecError):
+        load_task(_dir_task(tmp_path))
+    skipped = load_task(_dir_task(tmp_path, "invalid_schemas: skip\n"))
+    assert [r["schema_id"] for r in skipped.rows] == ["good"]
+    task = load_task(_dir_task(tmp_path, "invalid_schemas: count\n"))
+    assert [r["schema_id"] for r in task.rows] == ["bad", "good"]
+    bad = _expand(task)[0]
+    gen = bad.branches[0].turns[0].gen
+    assert isinstance(gen.constraint, JsonSchema)
+    rec = CallRecord("c", "e", "t", bad.item_id, 0, 0, "answer", "json_schema", text='"x"')
+    try:
+        score = schema_valid(rec, gen, ScoreOptions(schema_timeout_s=5.0))
+    finally:
+        close_shared_checker()
+    assert score.value is None and score.reason.startswith("invalid schema under 2020-12: $.type:")
+
+
+def _bench_task(tmp_path: Path, extra: str = "", where: str = "../bench") -> Path:
+    """A task over a small folder laid out like the JSONSchemaBench dataset repository."""
+    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "type": "number", "exclusiveMinimum": True}
+    _write(tmp_path, "bench/data/Github_easy/o2.json", {"type": "object", "title": "Two"})
+    _write(tmp_path, "bench/data/Github_easy/o1.json", {"type": "string"})
+    _write(tmp_path, "bench/data/Kubernetes/k1.json", {**d4, "minimum": 0})
+    _write(tmp_path, "bench/README.md", "not a subset")
+    (tmp_path / "pyproject.toml").write_text("")
+    text = f"name: jsb\nkind: schema_corpus\nsubsets_dir: {where}\n{extra}"
+    return _write(tmp_path, "tasks/jsb.yaml", text)
+
+
+def test_jsonschemabench_layout_loads_every_subset(tmp_path: Path) -> None:
+    task = load_task(_bench_task(tmp_path))
+    rows = [(r["subset"], r["schema_id"]) for r in task.rows]
+    assert rows == [
+        ("Github_easy", "Github_easy/o1"),
+        ("Github_easy", "Github_easy/o2"),
+        ("Kubernetes", "Kubernetes/k1"),
+    ]
+    items = _expand(task)
+    assert [dict(it.meta)["subset"] for it in items] == ["Github_easy", "Github_easy", "Kubernetes"]
+    # The repository's data/ folder given directly reads the same.
+    again = load_task(_bench_task(tmp_path, where="../bench/data"))
+    assert [r["schema_id"] for r in again.rows] == [r["schema_id"] for r in task.rows]
+
+
+def test_jsonschemabench_layout_subset_selection_and_limit(tmp_path: Path) -> None:
+    task = load_task(_bench_task(tmp_path, "subsets: [Kubernetes, Github_easy]\nlimit_per_subset: 1\n"))
+    assert [r["schema_id"] for r in task.rows] == ["Kubernetes/k1", "Github_easy/o1"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "expect"),
+    [
+        (
+            "subsets: [Github_easy, Nope]\n",
+            "../bench",
+            r"tasks/jsb.yaml:4:24: subsets\[1\]: no subset 'Nope' \(have: Github_easy, Kubernetes\)$",
+        ),
+        ("", "../tasks", r"subsets_dir: no subset folders"),
+        ("schema_dir: ../bench\n", "../bench", r"give one of schema_dir, subsets_dir or dataset"),
+    ],
+)
+def test_jsonschemabench_layout_errors_are_located(
+    tmp_path: Path, extra: str, where: str, expect: str
+) -> None:
+    with pytest.raises(SpecError, match=expect):
+        load_task(_bench_task(tmp_path, extra, where))
+
+
+def test_subset_field_of_a_dataset(tmp_path: Path) -> None:
+    rows = '{"json_schema": {"type": "string"}, "cfg": "Glaiveai2K"}\n{"json_schema": {"type": "integer"}}\n'
+    _write(tmp_path, "tasks/rows.jsonl", rows)
+    (tmp_path / "pyproject.toml").write_text("")
+    text = "name: t\nkind: schema_corpus\ndataset: {path: rows.jsonl}\n"
+    text += "schema_field: json_schema\nsubset_field: cfg\n"
+    task = load_task(_write(tmp_path, "tasks/t.yaml", text))
+    assert [r["subset"] for r in task.rows] == ["Glaiveai2K", ""]
+
+
 @pytest.mark.parametrize(
     ("files", "extra", "expect"),
     [
@@ -262,7 +359,7 @@ def test_invalid_schema_error_names_file_line_and_field(tmp_path: Path) -> None:
         ({"index.json": {"gone.json": []}, "a.json": {}}, "", "no such schema file"),
         ({"index.json": {"a.json": 3}, "a.json": {}}, "", "features must be a list"),
         ({"index.json": {}}, "", "no *.json schema files"),
-        ({"a.json": {}}, "dataset:\n  rows: [{schema: {}}]\n", "not both"),
+        ({"a.json": {}}, "dataset:\n  rows: [{schema: {}}]\n", "give one of schema_dir, subsets_dir"),
     ],
 )
 def test_folder_errors(tmp_path: Path, files: dict[str, Any], extra: str, expect: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
-from structbench.ir import Branch, Gen, Turn, WorkItem
+from structbench.ir import Branch, Gen, JsonSchema, Turn, WorkItem
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import CANCELLED_TIMEOUT, DriveConfig, DriveResult, drive
 from structbench.records import CallRecord
@@ -44,6 +44,8 @@ class FakeEngine:
     steps: int = 3
     real_delay: float = 0.0
     raise_on: frozenset[str] = frozenset()
+    #: item id -> the error its calls come back with (the engine answered, and refused).
+    answer_error: dict[str, str] = field(default_factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
     #: (item id, t_sent) of every call, in send order.
@@ -71,7 +73,7 @@ class FakeEngine:
                 await asyncio.sleep(self.real_delay)
             if call.item_id in self.raise_on:
                 raise RuntimeError("boom")
-            return CallMeasure(t_sent=t_sent, t_done=clock())
+            return CallMeasure(t_sent=t_sent, t_done=clock(), error=self.answer_error.get(call.item_id))
         finally:
             self.in_flight -= 1
 
@@ -203,3 +205,15 @@ def test_sink_error_propagates() -> None:
 
     with pytest.raises(OSError):
         asyncio.run(drive(FakeEngine(), [_item(0)], _conc(1), DriveConfig("c", 0), bad_sink))
+
+
+def test_loud_rejection_of_a_schema_is_unsupported_not_a_failure() -> None:
+    refusal = "http 400: xgrammar could not compile the JSON schema"
+    eng = FakeEngine(answer_error={"t/0": refusal, "t/1": "http 400: maximum context length exceeded"})
+    gen = Gen("g", JsonSchema('{"type": "object"}'))
+    items = [WorkItem(f"t/{i}", "t", "schema_corpus", (), (Branch((Turn("q", gen),)),)) for i in range(3)]
+    res, batches = _run(eng, items, _conc(1), DriveConfig("c", 0))
+    by = {r.item_id: r for b in batches for r in b}
+    assert by["t/0"].rejected and not by["t/1"].rejected and not by["t/2"].rejected
+    # The refusal is the engine's coverage; only the context-length 400 is a failed call.
+    assert (res.n_errors, res.n_unsupported, res.n_failed) == (2, 1, 1)

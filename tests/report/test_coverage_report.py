@@ -120,19 +120,21 @@ def test_coverage_section_in_every_output(tmp_path: Path) -> None:
     md = (run / "report.md").read_text()
     assert "## Schema coverage and the cost of structure" in md
     assert "### Coverage by feature: corpus" in md
-    # Feature, engine, schemas, declared, empirical, compliance, silent, loud, errors.
+    # Feature, engine, schemas, declared, empirical, compliance, silent, loud, errors,
+    # truncated, timeout, bad schema.
     good = _row(md, "| all schemas | good |")
-    assert good[2] == "3" and good[3].startswith("66.7 [") and good[3].endswith(", 100.0]")  # with its CI
-    assert good[5].startswith("100.0") and good[6:] == ["0", "1", "0"]
-    assert _row(md, "| all schemas | lax |")[6:] == ["2", "0", "0"]
-    assert _row(md, "| pattern | good |")[2:] == ["1", "100.0", "100.0", "100.0", "0", "0", "0"]
-    assert _row(md, "| pattern | lax |")[2:] == ["1", "100.0", "0.0", "0.0", "1", "0", "0"]
-    assert _row(md, "| format:ipv4 | good |")[2:] == ["1", "0.0", "0.0", "-", "0", "1", "0"]
+    assert good[2] == "3" and good[3] == "66.7 [20.8, 93.9]"  # with its Wilson CI
+    assert good[5].startswith("100.0") and good[6:] == ["0", "1", "0", "0", "0", "0"]
+    assert _row(md, "| all schemas | lax |")[6:9] == ["2", "0", "0"]
+    zeros = ["0"] * 3  # truncated, timeout, bad schema
+    assert _row(md, "| pattern | good |")[2:] == ["1", "100.0", "100.0", "100.0", "0", "0", "0", *zeros]
+    assert _row(md, "| pattern | lax |")[2:] == ["1", "100.0", "0.0", "0.0", "1", "0", "0", *zeros]
+    assert _row(md, "| format:ipv4 | good |")[2:] == ["1", "0.0", "0.0", "-", "0", "1", "0", *zeros]
     assert _row(md, "| format:ipv4 | lax |")[6:8] == ["1", "0"]
     # Silent failures name the keyword the engine ignored.
     assert _row(md, "| lax | corpus | pattern |") == ["lax", "corpus", "pattern", "1"]
     assert _row(md, "| lax | corpus | format |") == ["lax", "corpus", "format", "1"]
-    assert "| good | corpus | ip | rejected | unsupported: format ipv4 |" in md
+    assert "| good | corpus | ip | unsupported | unsupported: format ipv4 |" in md
     # Cost: 600 ms compile per schema; constrained vs free throughput per engine.
     compile_row = _row(md, "| lax | corpus | c1 |")
     assert compile_row[3:5] == ["3", "600"]

@@ -83,7 +83,8 @@ def test_schema_valid_times_out_and_recovers() -> None:
     evil = json.dumps({"type": "string", "pattern": "^(a+)+$"})
     gen = Gen("g", JsonSchema(evil))
     s = schema_valid(rec(json.dumps("a" * 40 + "!")), gen, ScoreOptions(schema_timeout_s=0.5))
-    assert s.value == 0.0 and s.reason.startswith("timeout")
+    # Its own verdict: not judged (None), neither valid nor the output's fault.
+    assert s.value is None and s.reason.startswith("timeout")
     # The worker was replaced: the next check works.
     assert schema_valid(rec('{"name": "x", "price": 1}'), JSON_GEN, OPTS).value == 1.0
 
@@ -109,7 +110,7 @@ def test_regex_match() -> None:
 def test_regex_match_times_out() -> None:
     gen = Gen("g", Regex(r"(a+)+b"))
     s = regex_match(rec("a" * 40), gen, ScoreOptions(schema_timeout_s=0.5))
-    assert s.value == 0.0 and s.reason.startswith("timeout")
+    assert s.value is None and s.reason.startswith("timeout")
 
 
 def test_choice_valid() -> None:
@@ -167,3 +168,32 @@ def test_final_number() -> None:
     assert final_number(rec("5"), Gen("g", reference="none"), OPTS).value is None
     assert last_number("costs $1,234.50 or -3") == -3.0
     assert last_number("1,2,3") == 3.0
+
+
+def test_schema_valid_honours_draft04_exclusive_minimum() -> None:
+    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 0, "exclusiveMinimum": True}
+    gen = Gen("g", JsonSchema(json.dumps({**d4, "type": "number"})))
+    zero = schema_valid(rec("0"), gen, OPTS)
+    assert zero.value == 0.0 and "[minimum]" in zero.reason
+    assert schema_valid(rec("0.5"), gen, OPTS).value == 1.0
+
+
+def test_schema_valid_honours_draft07_dependencies() -> None:
+    body = {"type": "object", "dependencies": {"card": ["billing"]}}
+    d7 = Gen("g", JsonSchema(json.dumps({"$schema": "http://json-schema.org/draft-07/schema#", **body})))
+    missing = schema_valid(rec('{"card": "1"}'), d7, OPTS)
+    assert missing.value == 0.0 and "billing" in missing.reason
+    # The same schema read as 2020-12 (no $schema) ignores the keyword.
+    assert schema_valid(rec('{"card": "1"}'), Gen("g", JsonSchema(json.dumps(body))), OPTS).value == 1.0
+
+
+def test_schema_valid_schema_invalid_under_its_draft_is_not_the_outputs_fault() -> None:
+    # A draft-04 boolean exclusiveMinimum in a schema that claims 2020-12.
+    bad = {"$schema": "https://json-schema.org/draft/2020-12/schema", "minimum": 0, "exclusiveMinimum": True}
+    s = schema_valid(rec("1"), Gen("g", JsonSchema(json.dumps(bad))), OPTS)
+    assert s.value is None and s.reason.startswith("invalid schema under 2020-12: $.exclusiveMinimum:")
+    # Named even when the engine refused it: the schema is at fault, not the engine.
+    refused = schema_valid(rec("", error="http 400: bad schema"), Gen("g", JsonSchema(json.dumps(bad))), OPTS)
+    assert refused.value is None and refused.reason.startswith("invalid schema under 2020-12")
+    ok_schema_refused = schema_valid(rec("", error="http 400: bad schema"), JSON_GEN, OPTS)
+    assert ok_schema_refused.reason == "call failed"

@@ -403,6 +403,20 @@ def test_good_project_loads(project: Path) -> None:
     assert "suite 's'" in str(loaded) and "t (json, 2 rows)" in str(loaded)
 
 
+def test_task_schema_is_checked_under_its_own_draft(project: Path) -> None:
+    d7 = {"$schema": "http://json-schema.org/draft-07/schema#", "dependencies": {"a": ["b"]}}
+    write_project(project, {"tasks/schema.json": json.dumps(d7)})
+    assert load_suite("suites/s.yaml").tasks[0].schema == d7
+    # draft-04's boolean exclusiveMinimum loads as draft-04 and is refused as 2020-12.
+    d4 = {"$schema": "http://json-schema.org/draft-04/schema#", "minimum": 0, "exclusiveMinimum": True}
+    write_project(project, {"tasks/schema.json": json.dumps(d4)})
+    assert load_suite("suites/s.yaml").tasks[0].schema == d4
+    d4.pop("$schema")
+    write_project(project, {"tasks/schema.json": json.dumps(d4)})
+    with pytest.raises(SpecError, match=r"exclusiveMinimum: invalid JSON schema: .* \(under 2020-12\)$"):
+        load_suite("suites/s.yaml")
+
+
 def test_load_path_picks_task_or_suite(project: Path) -> None:
     write_project(project, {"tasks/empty.yaml": ""})
     assert isinstance(load_path("tasks/t.yaml"), LoadedTask)

@@ -1,14 +1,16 @@
 """``kind: schema_corpus``: one item per JSON schema of a corpus, for coverage and cost.
 
-Rows are schemas: files of a folder (``schema_dir``, tagged by its ``index.json``) or a
-dataset column (local JSONL, or a Hugging Face id such as ``epfl-dlab/JSONSchemaBench``
-with ``schema_field: json_schema``). :func:`load_corpus` turns either into rows with fixed
-keys (:data:`ROW_KEYS`), checked against Draft 2020-12 at load time: a schema that is
-valid but exotic passes, since whether an engine supports it is what is measured.
+Rows are schemas: files of a folder (``schema_dir``, tagged by its ``index.json``), of a
+JSONSchemaBench-layout folder (``subsets_dir``: ``data/<subset>/*.json``, the subset
+recorded), or a dataset column (local JSONL, or a Hugging Face id such as
+``epfl-dlab/JSONSchemaBench`` with ``schema_field: json_schema``). :func:`load_corpus`
+turns each into rows with fixed keys (:data:`ROW_KEYS`), checked under each schema's own
+``$schema`` draft at load time: a schema that is valid but exotic passes, since whether
+an engine supports it is what is measured.
 
 Every item's meta carries ``schema_id``, ``features`` (comma-separated), ``repeat``,
-``mode``, ``unique`` and ``pair``: the metrics in :mod:`structbench.metrics.coverage`
-and :mod:`structbench.metrics.cost` read them back from the records.
+``mode``, ``unique``, ``pair`` and ``subset``: the metrics in
+:mod:`structbench.metrics.coverage` and :mod:`structbench.metrics.cost` read them back.
 """
 
 from __future__ import annotations
@@ -32,7 +34,17 @@ from structbench.spec.tasks import SchemaCorpusTaskSpec
 __all__ = ["ROW_KEYS", "corpus_prompt", "expand", "load_corpus", "schema_text"]
 
 #: Keys of a corpus row, as prompt templates see them.
-ROW_KEYS = ("schema_id", "schema", "schema_text", "features", "prompt", "example", "title", "description")
+ROW_KEYS = (
+    "schema_id",
+    "schema",
+    "schema_text",
+    "features",
+    "prompt",
+    "example",
+    "title",
+    "description",
+    "subset",
+)
 _MAX_FIELDS = 8
 
 
@@ -54,7 +66,12 @@ def load_corpus(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, Any
         SpecError: On a missing folder, a malformed file, an invalid schema, or a
             duplicate schema id, located at the file and field that has it.
     """
-    out = _dir_rows(refs, spec) if spec.schema_dir is not None else _dataset_rows(refs, spec, rows)
+    if spec.schema_dir is not None:
+        out = _dir_rows(refs, spec)
+    elif spec.subsets_dir is not None:
+        out = _subset_rows(refs, spec)
+    else:
+        out = _dataset_rows(refs, spec, rows)
     if not out:
         raise refs.doc.error(("invalid_schemas",), "every schema failed meta-validation and was skipped")
     if spec.limit is not None:
@@ -63,7 +80,7 @@ def load_corpus(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, Any
     for i, row in enumerate(out):
         if row["schema_id"] in seen:
             msg = f"duplicate schema id '{row['schema_id']}' (rows {seen[row['schema_id']]} and {i})"
-            raise refs.doc.error((spec.id_field or "schema_dir",), msg)
+            raise refs.doc.error((_source_field(spec),), msg)
         seen[row["schema_id"]] = i
     return out
 
@@ -89,9 +106,10 @@ def _dir_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
                 shown = display_path(folder / listing)
                 raise SpecError(shown, 0, 0, name, "no such schema file in the folder")
     out = []
+    keep = spec.invalid_schemas == "count"
     for path in files:
         try:
-            schema = _read_schema(path)
+            schema = _read_schema(path, keep)
         except SpecError:
             if spec.invalid_schemas == "skip":
                 continue
@@ -100,6 +118,43 @@ def _dir_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
         features = _tags(tags, display_path(folder / spec.index), path.name) if tags is not None else None
         sid = path.name.removesuffix(".json").removesuffix(".schema")
         out.append(_row(sid, schema, features, None, examples.get(path.name)))
+    return out
+
+
+def _source_field(spec: SchemaCorpusTaskSpec) -> str:
+    """The spec field that names where the rows came from (for errors about the rows)."""
+    if spec.id_field:
+        return spec.id_field
+    return "subsets_dir" if spec.subsets_dir is not None else "schema_dir"
+
+
+def _subset_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
+    """Rows of a JSONSchemaBench-layout folder: ``data/<subset>/*.json``, ids ``<subset>/<file>``."""
+    assert spec.subsets_dir is not None
+    try:
+        root = resolve_ref(spec.subsets_dir, refs.base_dir, refs.root)
+    except PathEscape as e:
+        raise refs.doc.error(("subsets_dir",), str(e)) from None
+    data = root / "data" if (root / "data").is_dir() else root
+    found = {p.name: p for p in data.iterdir() if p.is_dir()} if data.is_dir() else {}
+    if not found:
+        raise refs.doc.error(("subsets_dir",), f"no subset folders (data/<subset>/) in {display_path(root)}")
+    for i, name in enumerate(spec.subsets):
+        if name not in found:
+            raise refs.doc.error(("subsets", i), f"no subset '{name}' (have: {', '.join(sorted(found))})")
+    keep = spec.invalid_schemas == "count"
+    out = []
+    for name in spec.subsets or tuple(sorted(found)):
+        files = sorted(found[name].glob("*.json"))[: spec.limit_per_subset]
+        for path in files:
+            try:
+                schema = _read_schema(path, keep)
+            except SpecError:
+                if spec.invalid_schemas == "skip":
+                    continue
+                raise
+            sid = f"{name}/{path.name.removesuffix('.json')}"
+            out.append(_row(sid, schema, None, None, None, subset=name))
     return out
 
 
@@ -125,7 +180,7 @@ def _tags(value: Any, shown: str, field: str) -> tuple[str, ...]:
     return tuple(sorted({t.strip() for t in value}, key=feature_order))
 
 
-def _read_schema(path: Path) -> Any:
+def _read_schema(path: Path, keep_invalid: bool = False) -> Any:
     shown = display_path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -135,7 +190,7 @@ def _read_schema(path: Path) -> Any:
         schema = json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError(shown, e.lineno, e.colno, "", f"invalid JSON: {e.msg}") from None
-    _check_schema(schema, shown, "", lambda: _marks(text, shown))
+    _check_schema(schema, shown, "", lambda: _marks(text, shown), keep_invalid)
     return schema
 
 
@@ -147,28 +202,41 @@ def _marks(text: str, shown: str) -> MarkedDoc | None:
 
 
 def _check_schema(
-    schema: Any, shown: str, field: str, marks: Callable[[], MarkedDoc | None] | None = None
+    schema: Any,
+    shown: str,
+    field: str,
+    marks: Callable[[], MarkedDoc | None] | None = None,
+    keep_invalid: bool = False,
 ) -> None:
-    """Draft 2020-12 meta-validation, the error at the offending keyword."""
+    """Meta-validation under the schema's own ``$schema`` draft, the error at the offending keyword.
+
+    With ``keep_invalid`` (``invalid_schemas: count``) a schema that is JSON but invalid
+    under its draft passes: it is sent, and scoring reports it as ``invalid_schema``.
+    """
     # Imported here: jsonschema's format checkers take seconds to import on a busy machine.
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
+
+    from structbench.schema_drafts import check_schema, draft_of
 
     if not isinstance(schema, dict | bool):
         raise SpecError(shown, 0, 0, field, f"a schema must be a JSON object, got {type(schema).__name__}")
     try:
-        Draft202012Validator.check_schema(schema)
+        check_schema(schema)
     except SchemaError as e:
+        if keep_invalid:
+            return
         inner = tuple(e.absolute_path)
         doc = marks() if marks is not None else None
         at = doc.pos(inner) if doc is not None else None
         where = ".".join(p for p in (field, format_field(inner)) if p)
         line, col = (at.line, at.col) if at else (0, 0)
-        raise SpecError(shown, line, col, where, f"invalid JSON schema: {e.message}") from None
+        msg = f"invalid JSON schema: {e.message} (under {draft_of(schema)})"
+        raise SpecError(shown, line, col, where, msg) from None
 
 
 def _dataset_rows(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     shown = refs.doc.file
+    keep = spec.invalid_schemas == "count"
     out = []
     for i, raw in enumerate(rows):
         sid = str(raw[spec.id_field]) if spec.id_field and raw.get(spec.id_field) is not None else f"row{i}"
@@ -179,7 +247,7 @@ def _dataset_rows(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, A
                 ("schema_field",), f"row {i} has no column '{spec.schema_field}' (columns: {cols})"
             )
         try:
-            schema = _parse_cell(raw[spec.schema_field], shown, where)
+            schema = _parse_cell(raw[spec.schema_field], shown, where, keep)
         except SpecError:
             if spec.invalid_schemas == "skip":
                 continue
@@ -187,11 +255,13 @@ def _dataset_rows(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, A
         tags = raw.get(spec.features_field)
         features = _tags(tags, shown, where) if tags not in (None, "", []) else None
         prompt = raw.get(spec.prompt_field)
-        out.append(_row(sid, schema, features, prompt if isinstance(prompt, str) and prompt else None, None))
+        subset = str(raw.get(spec.subset_field) or "") if spec.subset_field else ""
+        text = prompt if isinstance(prompt, str) and prompt else None
+        out.append(_row(sid, schema, features, text, None, subset=subset))
     return out
 
 
-def _parse_cell(value: Any, shown: str, where: str) -> Any:
+def _parse_cell(value: Any, shown: str, where: str, keep_invalid: bool = False) -> Any:
     """A dataset cell's schema: an object, or its JSON text; meta-validated."""
     schema = value
     if isinstance(value, str):
@@ -199,12 +269,17 @@ def _parse_cell(value: Any, shown: str, where: str) -> Any:
             schema = json.loads(value)
         except json.JSONDecodeError as e:
             raise SpecError(shown, 0, 0, where, f"not JSON: {e.msg} at {e.lineno}:{e.colno}") from None
-    _check_schema(schema, shown, where)
+    _check_schema(schema, shown, where, keep_invalid=keep_invalid)
     return schema
 
 
 def _row(
-    sid: str, schema: Any, features: tuple[str, ...] | None, prompt: str | None, example: Any
+    sid: str,
+    schema: Any,
+    features: tuple[str, ...] | None,
+    prompt: str | None,
+    example: Any,
+    subset: str = "",
 ) -> dict[str, Any]:
     obj = schema if isinstance(schema, dict) else {}
     return {
@@ -216,6 +291,7 @@ def _row(
         "example": example,
         "title": str(obj.get("title") or ""),
         "description": str(obj.get("description") or ""),
+        "subset": subset,
     }
 
 
@@ -317,6 +393,7 @@ def _item(
         ("mode", spec.mode),
         ("unique", "1" if spec.unique_schemas else "0"),
         ("pair", spec.pair or ""),
+        ("subset", str(row.get("subset") or "")),
     )
     turn = Turn(_prompt(task, spec, i, row), gen)
     return WorkItem(iid, spec.name, spec.kind, prefix_messages(task, i, row), (Branch((turn,)),), meta)

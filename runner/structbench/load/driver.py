@@ -75,7 +75,8 @@ class DriveResult:
     n_errors: int
     interrupted: bool
     timed_out: bool
-    #: Errors that are "unsupported: ..." (a declared limit of the engine, not a failure).
+    #: Errors that are "unsupported: ..." or a loud rejection of the constraint by the
+    #: engine (:attr:`CallRecord.rejected`): a limit of the engine, not a failure.
     n_unsupported: int = 0
 
     @property
@@ -111,7 +112,8 @@ class _Cell:
         self.n_items += 1
         self.n_records += len(recs)
         self.n_errors += sum(1 for r in recs if r.error is not None)
-        self.n_unsupported += sum(1 for r in recs if r.unsupported)
+        # Loud rejections too: the engine said what it cannot do, which is a coverage result.
+        self.n_unsupported += sum(1 for r in recs if r.unsupported or r.rejected)
         if self.cfg.on_item_done is not None:
             self.cfg.on_item_done()
 

@@ -51,6 +51,8 @@ class CorpusMeta:
     mode: str = "constrained"
     unique: bool = False
     pair: str = ""
+    #: The corpus subset (JSONSchemaBench's ``data/<subset>/``); "" when the corpus has none.
+    subset: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,7 @@ def corpus_meta(rec: CallRecord) -> CorpusMeta | None:
         mode=m.get("mode", "constrained"),
         unique=m.get("unique") == "1",
         pair=m.get("pair", ""),
+        subset=m.get("subset", ""),
     )
 
 

@@ -1,19 +1,25 @@
 """Schema coverage of constrained decoding, JSONSchemaBench style (pure functions).
 
-Per engine and ``schema_corpus`` task, over the schemas of the corpus:
+Per engine and ``schema_corpus`` task, over the schemas of the corpus, one verdict per
+schema (:data:`Outcome`):
 
-- **declared coverage**: fraction of schemas the engine accepted (no "unsupported",
-  compile or HTTP 400 error). A rejection is a *loud* failure.
-- **empirical coverage**: fraction whose output validates (Draft 2020-12, formats
-  checked; a truncated output is invalid).
-- **compliance**: empirical / declared: of the schemas accepted, the fraction whose
-  output validates. An accepted schema with an invalid output is a *silent* failure:
-  the engine claimed the constraint and did not enforce it.
+- ``valid``: the output validates (the schema's own ``$schema`` draft, formats checked);
+- ``invalid``: accepted, finished, and the output violates the schema: a *silent*
+  failure, the engine claimed the constraint and did not enforce it;
+- ``truncated``: accepted, but the output was cut off by the token limit, so it says
+  nothing about enforcement (counted apart from ``invalid``);
+- ``unsupported``: the engine refused the schema (a *loud* rejection: "unsupported",
+  a compile error, an HTTP 400/422);
+- ``timeout``: validating the output overran the per-output time limit;
+- ``invalid_schema``: the schema is invalid under its own draft: the corpus's fault,
+  not the engine's; the reason says why;
+- ``error``: the call failed for other reasons (transport, server crash).
 
-The unit is the schema: with repeats, a schema is valid only when all its calls were,
-and rejected when any call was. Calls that failed for other reasons (timeouts,
-connection errors) say nothing about support: they count as ``errors`` and leave the
-denominators. Intervals are percentile bootstraps over schemas.
+Rates: **declared** coverage (accepted: valid, invalid, truncated), **empirical**
+coverage (valid) and **compliance** (valid among accepted). ``timeout``,
+``invalid_schema`` and ``error`` say nothing about support: they are counted and leave
+the denominators. With repeats, the most severe verdict of a schema's calls wins
+(:data:`_SEVERITY`). Intervals are Wilson score intervals over schemas.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from structbench.metrics.cell import CellSummary
 from structbench.metrics.cost import CostSummary, corpus_meta, summarize_cost
 from structbench.metrics.inputs import SummaryOptions
 from structbench.metrics.scores import ScoreRate, score_rate
-from structbench.records import CallRecord
+from structbench.records import CallRecord, is_rejection
 from structbench.scoring.score_run import RecordKey, ScoredRecord, record_key
 from structbench.stats import derive_seed
 
@@ -48,17 +54,20 @@ __all__ = [
     "summarize_corpus",
 ]
 
-Outcome = Literal["valid", "invalid", "rejected", "error"]
-#: Combining a schema's calls: the first outcome present in this order wins.
-_SEVERITY: tuple[Outcome, ...] = ("rejected", "invalid", "valid", "error")
-#: How engines word a refused constraint: structbench's own "unsupported:", the embedded
-#: engine's "constraint:" compile errors, an HTTP 400/422 from a server, or a message
-#: naming the grammar machinery.
-_REJECT = re.compile(
-    r"^(unsupported:|constraint:)|^http 4(00|22)\b|\b(json.?schema|grammar|xgrammar|outlines|"
-    r"guided|structured.?output|response_format|compil\w*)\b",
-    re.IGNORECASE,
+Outcome = Literal["valid", "invalid", "truncated", "unsupported", "timeout", "invalid_schema", "error"]
+#: Combining a schema's calls: the first outcome present in this order wins. A broken
+#: schema is broken whatever the engine did; a timeout leaves the schema unjudged.
+_SEVERITY: tuple[Outcome, ...] = (
+    "invalid_schema",
+    "unsupported",
+    "invalid",
+    "truncated",
+    "timeout",
+    "valid",
+    "error",
 )
+#: Verdicts that say nothing about the engine's support of the schema.
+_UNJUDGED: frozenset[Outcome] = frozenset({"timeout", "invalid_schema", "error"})
 _KEYWORD = re.compile(r"^\$\S*: \[([^\]]+)\]")
 _MAX_FAILURES = 200
 
@@ -73,11 +82,13 @@ class CorpusCall:
     schema_id: str
     features: tuple[str, ...]
     outcome: Outcome
-    #: The error (rejected, error) or the validity scorer's reason (invalid).
+    #: The error (unsupported, error) or the validity scorer's reason (the others).
     reason: str = ""
     #: What broke an invalid output: a JSON Schema keyword (``pattern``, ``format``),
     #: ``truncated`` (ran out of tokens) or ``not_json``.
     keyword: str | None = None
+    #: The corpus subset of the schema ("" when the corpus has none).
+    subset: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +102,9 @@ class CoverageStats:
     silent: int
     loud: int
     errors: int
+    truncated: int = 0
+    timeouts: int = 0
+    invalid_schemas: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """JSON form for ``summary.json``."""
@@ -102,6 +116,9 @@ class CoverageStats:
             "silent": self.silent,
             "loud": self.loud,
             "errors": self.errors,
+            "truncated": self.truncated,
+            "timeouts": self.timeouts,
+            "invalid_schemas": self.invalid_schemas,
         }
 
 
@@ -114,7 +131,8 @@ class EngineCoverage:
         task: Task name.
         overall: Over every schema.
         features: Per feature tag, in tag order.
-        keywords: Silent failures counted by the keyword that broke them.
+        subsets: Per corpus subset, in name order (empty when the corpus has none).
+        keywords: Silent failures (``invalid``) counted by the keyword that broke them.
         failures: ``(schema_id, outcome, reason)`` of every schema not valid.
     """
 
@@ -123,6 +141,7 @@ class EngineCoverage:
     overall: CoverageStats
     features: tuple[tuple[str, CoverageStats], ...] = ()
     keywords: tuple[tuple[str, int], ...] = ()
+    subsets: tuple[tuple[str, CoverageStats], ...] = ()
     failures: tuple[tuple[str, Outcome, str], ...] = ()
 
     def to_dict(self) -> dict[str, object]:
@@ -132,6 +151,7 @@ class EngineCoverage:
             "task": self.task,
             "overall": self.overall.to_dict(),
             "features": {f: s.to_dict() for f, s in self.features},
+            "subsets": {name: s.to_dict() for name, s in self.subsets},
             "silent_by_keyword": dict(self.keywords),
             "failures": [{"schema_id": s, "outcome": o, "reason": r} for s, o, r in self.failures],
         }
@@ -147,11 +167,6 @@ class CorpusSummary:
     def to_dict(self) -> dict[str, object]:
         """JSON form for ``summary.json``'s ``corpus`` key."""
         return {"coverage": [c.to_dict() for c in self.coverage], **self.cost.to_dict()}
-
-
-def is_rejection(error: str) -> bool:
-    """True when a call's error says the engine refused the constraint (a loud failure)."""
-    return bool(_REJECT.search(error))
 
 
 def failing_keyword(reason: str) -> str | None:
@@ -170,18 +185,22 @@ def failing_keyword(reason: str) -> str | None:
 
 def classify_call(rec: CallRecord, scored: ScoredRecord | None) -> tuple[Outcome, str, str | None]:
     """``(outcome, reason, keyword)`` of one call from its error and ``schema_valid`` score."""
-    if rec.error is not None:
-        return ("rejected" if is_rejection(rec.error) else "error"), rec.error, None
     score = scored.get("schema_valid") if scored is not None else None
+    if score is not None and score.reason.startswith("invalid schema"):
+        return "invalid_schema", score.reason, None
+    if rec.error is not None:
+        return ("unsupported" if is_rejection(rec.error) else "error"), rec.error, None
     if score is None or score.value is None:
+        if score is not None and score.reason.startswith("timeout"):
+            return "timeout", score.reason, "timeout"
         # Scoring did not run (or could not): the output is unjudged, not invalid.
         return "error", score.reason if score is not None else "schema_valid not scored", None
     if score.value >= 1.0:
         return "valid", "", None
     keyword = failing_keyword(score.reason) or "other"
-    if keyword == "not_json" and rec.finish_reason == "length":
-        # The decoder's complaint points inside the last string; the cause is max_tokens.
-        keyword = "truncated"
+    if rec.finish_reason == "length" or (keyword == "truncated" and rec.finish_reason is None):
+        # Cut by max_tokens: whatever the validator says, the cause is the token limit.
+        return "truncated", score.reason, "truncated"
     return "invalid", score.reason, keyword
 
 
@@ -195,7 +214,15 @@ def corpus_calls(records: Iterable[CallRecord], scored: Mapping[RecordKey, Score
         outcome, reason, keyword = classify_call(rec, scored.get(record_key(rec)))
         out.append(
             CorpusCall(
-                rec.engine, rec.task, rec.cell_id, meta.schema_id, meta.features, outcome, reason, keyword
+                rec.engine,
+                rec.task,
+                rec.cell_id,
+                meta.schema_id,
+                meta.features,
+                outcome,
+                reason,
+                keyword,
+                meta.subset,
             )
         )
     return out
@@ -213,9 +240,8 @@ def _verdicts(calls: Sequence[CorpusCall]) -> dict[str, CorpusCall]:
 
 def coverage_stats(verdicts: Sequence[CorpusCall], bootstrap: int, seed: int) -> CoverageStats:
     """Declared, empirical and compliance rates over one verdict per schema."""
-    judged = [v for v in verdicts if v.outcome != "error"]
-    accepted = [v for v in judged if v.outcome != "rejected"]
-    errors = len(verdicts) - len(judged)
+    judged = [v for v in verdicts if v.outcome not in _UNJUDGED]
+    accepted = [v for v in judged if v.outcome != "unsupported"]
 
     def rate(name: str, vs: Sequence[CorpusCall], ok: frozenset[Outcome]) -> ScoreRate:
         values = [1.0 if v.outcome in ok else 0.0 for v in vs]
@@ -223,12 +249,15 @@ def coverage_stats(verdicts: Sequence[CorpusCall], bootstrap: int, seed: int) ->
 
     return CoverageStats(
         schemas=len(verdicts),
-        declared=rate("declared", judged, frozenset({"valid", "invalid"})),
+        declared=rate("declared", judged, frozenset({"valid", "invalid", "truncated"})),
         empirical=rate("empirical", judged, frozenset({"valid"})),
         compliance=rate("compliance", accepted, frozenset({"valid"})),
         silent=sum(v.outcome == "invalid" for v in judged),
         loud=len(judged) - len(accepted),
-        errors=errors,
+        errors=sum(v.outcome == "error" for v in verdicts),
+        truncated=sum(v.outcome == "truncated" for v in verdicts),
+        timeouts=sum(v.outcome == "timeout" for v in verdicts),
+        invalid_schemas=sum(v.outcome == "invalid_schema" for v in verdicts),
     )
 
 
@@ -255,6 +284,17 @@ def engine_coverage(
         )
         for f in features
     )
+    subsets = tuple(
+        (
+            name,
+            coverage_stats(
+                [v for v in verdicts if v.subset == name],
+                bootstrap,
+                derive_seed(seed, engine, task, "@" + name),
+            ),
+        )
+        for name in sorted({v.subset for v in verdicts if v.subset})
+    )
     counts: dict[str, int] = {}
     for v in verdicts:
         if v.outcome == "invalid":
@@ -269,6 +309,7 @@ def engine_coverage(
         task=task,
         overall=coverage_stats(verdicts, bootstrap, derive_seed(seed, engine, task, "*")),
         features=per_feature,
+        subsets=subsets,
         keywords=tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         failures=failures[:_MAX_FAILURES],
     )

@@ -1,4 +1,8 @@
-"""Reductions of per-call scores: rates with bootstrap intervals, per-field accuracy, canary."""
+"""Reductions of per-call scores: rates with intervals, per-field accuracy, canary.
+
+A rate of 0/1 scores (validity, exact match, coverage) gets a Wilson score interval; a
+mean of fractional scores (field accuracy, judge grades) keeps the bootstrap.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import dataclass
 
 from structbench.records import CallRecord
 from structbench.scoring.score_run import RecordKey, ScoredRecord, record_key
-from structbench.stats import bootstrap_ci, derive_seed
+from structbench.stats import derive_seed, rate_ci
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +21,7 @@ class ScoreRate:
     Attributes:
         scorer: Scorer name.
         rate: Mean of the non-None values (0..1), None when none applied.
-        ci_low: Lower end of the bootstrap 95 % interval.
+        ci_low: Lower end of the 95 % interval (Wilson for 0/1 scores, else bootstrap).
         ci_high: Upper end.
         n: Number of values that applied.
         n_na: Number of records the scorer did not apply to.
@@ -68,10 +72,10 @@ def scorer_values(
 
 
 def score_rate(values: Sequence[float], n_na: int, scorer: str, bootstrap: int, seed: int) -> ScoreRate:
-    """Mean and bootstrap interval of a scorer's values."""
+    """Mean and 95 % interval of a scorer's values (Wilson for 0/1 values, else bootstrap)."""
     if not values:
         return ScoreRate(scorer, None, n=0, n_na=n_na)
-    ci = bootstrap_ci(values, n_resamples=bootstrap, seed=seed)
+    ci = rate_ci(values, n_resamples=bootstrap, seed=seed)
     low, high = ci if ci is not None else (None, None)
     return ScoreRate(scorer, sum(values) / len(values), low, high, len(values), n_na)
 

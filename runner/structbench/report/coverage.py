@@ -47,11 +47,14 @@ _UNIQUE_HEADERS += ("unique TTFT", "tok/s ratio")
 
 COVERAGE_GLOSSARY: tuple[tuple[str, str], ...] = (
     ("declared", "share of schemas the engine accepted (no unsupported / compile / HTTP 400 error)"),
-    ("empirical", "share of schemas whose output validates (Draft 2020-12, formats checked)"),
+    ("empirical", "share of schemas whose output validates (the schema's own draft, formats checked)"),
     ("compliance", "empirical / declared: of the accepted schemas, the share with valid output"),
     ("silent", "schemas accepted but answered with invalid output (the constraint was not enforced)"),
-    ("loud", "schemas the engine rejected"),
-    ("errors", "schemas whose calls failed for other reasons (timeouts, transport): not counted"),
+    ("loud", "schemas the engine rejected as unsupported"),
+    ("errors", "schemas whose calls failed for other reasons (transport, server): not counted"),
+    ("truncated", "schemas accepted whose output was cut by the token limit: neither valid nor silent"),
+    ("timeout", "schemas whose output took longer to validate than the per-output limit: not counted"),
+    ("bad schema", "schemas invalid under their own $schema draft: not counted; the reasons are listed"),
     ("compile ms", "TTFT of a schema's first request minus TTFT of its warm repeat"),
 )
 
@@ -68,6 +71,9 @@ def _stats_row(feature: str, engine: str, s: CoverageStats, ci: bool) -> tuple[s
         str(s.silent),
         str(s.loud),
         str(s.errors),
+        str(s.truncated),
+        str(s.timeouts),
+        str(s.invalid_schemas),
     )
 
 
@@ -79,14 +85,30 @@ def _feature_table(task: str, covs: Sequence[EngineCoverage]) -> Table:
     headers = ("Feature", "Engine", "schemas", "declared %", "empirical %", "compliance %", "silent", "loud")
     return Table(
         f"Coverage by feature: {task}",
-        (*headers, "errors"),
+        (*headers, "errors", "truncated", "timeout", "bad schema"),
         tuple(rows),
-        ("l", "l", "r", "r", "r", "r", "r", "r", "r"),
+        ("l", "l", *("r",) * 10),
         notes=(
             "One verdict per schema: valid only when every request for it validated; "
-            "a truncated output (max_tokens) counts as invalid.",
-            "A schema counts under each feature it uses; [95% CI] is a bootstrap over schemas.",
+            "a truncated output (max_tokens) is neither valid nor a silent failure.",
+            "A schema counts under each feature it uses; [95% CI] is a Wilson score interval over schemas.",
         ),
+    )
+
+
+def _subset_table(task: str, covs: Sequence[EngineCoverage]) -> Table | None:
+    """Engines side by side per corpus subset (JSONSchemaBench's ``data/<subset>/``)."""
+    names = list(dict.fromkeys(n for c in covs for n, _ in c.subsets))
+    if not names:
+        return None
+    rows = [_stats_row(n, c.engine, s, ci=True) for n in names for c in covs for g, s in c.subsets if g == n]
+    headers = ("Subset", "Engine", "schemas", "declared %", "empirical %", "compliance %", "silent", "loud")
+    return Table(
+        f"Coverage by subset: {task}",
+        (*headers, "errors", "truncated", "timeout", "bad schema"),
+        tuple(rows),
+        ("l", "l", *("r",) * 10),
+        notes=("One verdict per schema, as above; [95% CI] is a Wilson score interval over schemas.",),
     )
 
 
@@ -99,7 +121,7 @@ def _keyword_table(covs: Sequence[EngineCoverage]) -> Table | None:
         ("Engine", "Task", "keyword", "schemas"),
         rows,
         ("l", "l", "l", "r"),
-        notes=("truncated = the output ran out of tokens before the JSON closed.",),
+        notes=("Outputs cut by the token limit are counted apart, as truncated.",),
     )
 
 
@@ -169,7 +191,11 @@ def coverage_tables(summary: RunSummary) -> list[Table]:
     if corpus is None:
         return []
     tasks = list(dict.fromkeys(c.task for c in corpus.coverage))
-    out = [_feature_table(t, [c for c in corpus.coverage if c.task == t]) for t in tasks]
+    out: list[Table] = []
+    for t in tasks:
+        covs = [c for c in corpus.coverage if c.task == t]
+        by_subset = _subset_table(t, covs)
+        out += [_feature_table(t, covs), *([by_subset] if by_subset is not None else [])]
     out += [t for t in (_keyword_table(corpus.coverage), _failure_table(corpus.coverage)) if t is not None]
     return out + _cost_tables(corpus)
 

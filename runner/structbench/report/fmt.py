@@ -32,7 +32,7 @@ def pct(rate: float | None) -> str:
 
 
 def pct_ci(s: ScoreRate | None) -> str:
-    """``97.5 [94.0, 99.2]``: rate and bootstrap 95 % interval, in percent."""
+    """``97.5 [94.0, 99.2]``: rate and its 95 % interval, in percent."""
     if s is None or s.rate is None:
         return DASH
     if s.ci_low is None or s.ci_high is None:

@@ -226,7 +226,7 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("goodput", "completed calls per second meeting every set SLO"),
     ("validity", "share of completed outputs that satisfy the constraint (schema, regex or choice)"),
     ("accuracy", "share right against the reference (mean of per-call scores)"),
-    ("[95% CI]", "percentile bootstrap interval of the mean over calls"),
+    ("[95% CI]", "Wilson score interval for 0/1 rates, percentile bootstrap for fractional means"),
     ("cache hit", "Σ cached / Σ prompt tokens reported by the engine; server = prefix-cache counter deltas"),
     (
         "ideal hit",

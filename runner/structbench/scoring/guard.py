@@ -37,7 +37,8 @@ class CheckResult:
     """Outcome of one guarded check.
 
     ``passed`` is None when the check could not be made at all (a broken schema or
-    regex), so the scorer reports "not applicable" instead of blaming the output.
+    regex, or a check that overran its time limit: reason ``timeout: ...``), so the
+    scorer reports "not applicable" instead of blaming the output.
     """
 
     passed: bool | None
@@ -49,11 +50,11 @@ class CheckResult:
 
 @lru_cache(maxsize=256)
 def _validator(schema_text: str) -> Validator:
-    from jsonschema import Draft202012Validator
+    from structbench.schema_drafts import check_schema, validator_for
 
     schema = json.loads(schema_text)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    check_schema(schema)  # under the schema's own $schema draft, not always 2020-12
+    return validator_for(schema)
 
 
 @lru_cache(maxsize=256)
@@ -70,7 +71,15 @@ def _check_schema(schema_text: str, instance_text: str) -> CheckResult:
 
     try:
         validator = _validator(schema_text)
-    except (SchemaError, ValueError) as e:
+    except SchemaError as e:
+        # The keyword path first and the draft named: the report counts these apart
+        # from engine failures and says why each schema is invalid.
+        from structbench.schema_drafts import draft_of
+
+        where = _json_path(e.absolute_path)
+        draft = draft_of(json.loads(schema_text))
+        return CheckResult(None, _clip(f"invalid schema under {draft}: {where}: {e.message}"))
+    except ValueError as e:
         return CheckResult(None, _clip(f"invalid schema: {e}"))
     try:
         instance = json.loads(instance_text)
@@ -184,7 +193,7 @@ class GuardedChecker:
         self._worker: _Worker | None = None
 
     def check_schema(self, schema_text: str, instance_text: str, timeout_s: float) -> CheckResult:
-        """Validate JSON text against a schema (Draft 2020-12 with format checks)."""
+        """Validate JSON text against a schema (its own ``$schema`` draft, format checks on)."""
         return self._call("schema", schema_text, instance_text, timeout_s)
 
     def fullmatch(self, pattern: str, text: str, timeout_s: float) -> CheckResult:
@@ -209,7 +218,9 @@ class GuardedChecker:
                 self._stop()
                 if crashed:
                     return CheckResult(False, "checker process crashed on this output")
-                return CheckResult(False, f"timeout: check took over {timeout_s:g}s")
+                # Unjudged, not invalid: the time limit says nothing about the output, and
+                # coverage reports timeouts as their own verdict.
+                return CheckResult(None, f"timeout: check took over {timeout_s:g}s")
             d = json.loads(answer)
             return CheckResult(d["passed"], d["reason"])
 

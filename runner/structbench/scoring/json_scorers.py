@@ -19,14 +19,21 @@ def json_parse(rec: CallRecord, gen: Gen, opts: ScoreOptions) -> Score:
 
 
 def schema_valid(rec: CallRecord, gen: Gen, opts: ScoreOptions) -> Score:
-    """1 when the output validates against the gen's JSON schema (Draft 2020-12, formats on).
+    """1 when the output validates against the gen's JSON schema (its ``$schema`` draft, formats on).
 
-    Validation runs in a worker process under ``opts.schema_timeout_s``; an overrun
-    counts as invalid with reason "timeout". The reason of a failure is the most
+    Validation runs in a worker process under ``opts.schema_timeout_s``; an overrun is
+    not judged (value None, reason "timeout: ..."), and neither is a schema invalid under
+    its own draft (reason "invalid schema under <draft>: ..."). The reason of a failure is the most
     relevant error's JSON path and message.
     """
     na = not_applicable("schema_valid", rec)
     if na is not None:
+        if isinstance(gen.constraint, JsonSchema):
+            # A schema broken under its own draft is the corpus's fault whatever the
+            # engine did with it, so it is named even when the call failed.
+            res = shared_checker().check_schema(gen.constraint.json_schema, "null", opts.schema_timeout_s)
+            if res.passed is None and res.reason.startswith("invalid schema"):
+                return Score("schema_valid", None, res.reason)
         return na
     if not isinstance(gen.constraint, JsonSchema):
         return Score("schema_valid", None, "no JSON schema on this gen")

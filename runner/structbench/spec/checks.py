@@ -136,10 +136,11 @@ def check_choices(doc: MarkedDoc, spec: ChoiceTaskSpec) -> None:
 
 
 def load_schema(refs: Refs, spec: JsonTaskSpec) -> dict[str, Any]:
-    """The task's JSON schema (inline, or from a .json/.yaml file), checked against Draft 2020-12."""
+    """The task's JSON schema (inline, or from a .json/.yaml file), checked under its ``$schema`` draft."""
     # Imported here: jsonschema's format checkers take seconds to import on a busy machine.
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
+
+    from structbench.schema_drafts import check_schema, draft_of
 
     if isinstance(spec.json_schema, str):
         path, text = refs.text(("json_schema",), spec.json_schema)
@@ -153,13 +154,14 @@ def load_schema(refs: Refs, spec: JsonTaskSpec) -> dict[str, Any]:
             shown, 1, 1, "json_schema", f"a schema must be a JSON object, got {type(schema).__name__}"
         )
     try:
-        Draft202012Validator.check_schema(schema)
+        check_schema(schema)
     except SchemaError as e:
         inner = tuple(e.absolute_path)
         at = marks.pos((*prefix, *inner)) if marks else None
         field = format_field(("json_schema", *inner))
         line, col = (at.line, at.col) if at else (0, 0)
-        raise SpecError(shown, line, col, field, f"invalid JSON schema: {e.message}") from None
+        msg = f"invalid JSON schema: {e.message} (under {draft_of(schema)})"
+        raise SpecError(shown, line, col, field, msg) from None
     return schema
 
 

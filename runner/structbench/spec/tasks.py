@@ -171,6 +171,16 @@ class SchemaCorpusTaskSpec(_TaskBase):
     kind: Literal["schema_corpus"]
     schema_dir: str | None = None
     """Folder of schema files (``*.json``), relative to this file."""
+    subsets_dir: str | None = None
+    """A folder laid out like the JSONSchemaBench dataset repository, relative to this file:
+    ``data/<subset>/*.json``, one raw schema per file (give the repository's root or its
+    ``data/``). Each schema's subset is a reported dimension; no hub is needed."""
+    subsets: tuple[str, ...] = ()
+    """With ``subsets_dir``: only these subsets (folder names), in this order; all when empty."""
+    limit_per_subset: int | None = Field(default=None, gt=0)
+    """With ``subsets_dir``: use only the first N schemas (file-name order) of each subset."""
+    subset_field: str | None = None
+    """Dataset column naming each row's subset (optional; a hub dataset's config, say)."""
     index: str = "index.json"
     """Feature tags inside ``schema_dir``: ``{file: [feature, ...]}``. Files it doesn't
     list (or all, without the file) get the features detected from the schema."""
@@ -197,9 +207,11 @@ class SchemaCorpusTaskSpec(_TaskBase):
     without it pair by identical prompts."""
     limit: int | None = Field(default=None, gt=0)
     """Use only the first N schemas (file-name or dataset order)."""
-    invalid_schemas: Literal["error", "skip"] = "error"
-    """A schema that fails Draft 2020-12 meta-validation stops loading (``error``) or is
-    left out (``skip``: for large third-party corpora written for older drafts)."""
+    invalid_schemas: Literal["error", "skip", "count"] = "error"
+    """A schema that fails meta-validation under its own ``$schema`` draft stops loading
+    (``error``), is left out (``skip``), or is kept and reported (``count``: it is sent,
+    and the coverage report counts it as "bad schema", with why, apart from the engine's
+    failures; for third-party corpora such as JSONSchemaBench)."""
     max_tokens: int = Field(default=128, gt=0)
     scorers: tuple[str, ...] = ("json_parse", "schema_valid")
 
@@ -207,10 +219,16 @@ class SchemaCorpusTaskSpec(_TaskBase):
     def _one_source(self) -> SchemaCorpusTaskSpec:
         # Compared by value, not by fields set, so a dumped spec validates again.
         given = self.dataset != DatasetSpec(rows=({},))
-        if self.schema_dir is not None and given:
-            raise ValueError("give schema_dir or dataset, not both")
-        if self.schema_dir is None and not given:
-            raise ValueError("give schema_dir (a folder of schema files) or a dataset with a schema column")
+        sources = sum((self.schema_dir is not None, self.subsets_dir is not None, given))
+        if sources > 1:
+            raise ValueError("give one of schema_dir, subsets_dir or dataset")
+        if sources == 0:
+            raise ValueError(
+                "give schema_dir (a folder of schema files), subsets_dir (data/<subset>/*.json) "
+                "or a dataset with a schema column"
+            )
+        if self.subsets_dir is None and (self.subsets or self.limit_per_subset is not None):
+            raise ValueError("subsets and limit_per_subset need subsets_dir")
         return self
 
 

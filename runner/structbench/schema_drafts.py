@@ -1,0 +1,80 @@
+"""Which JSON Schema draft a schema is written in, and its jsonschema validator class.
+
+Real-world corpora (JSONSchemaBench among them) mix drafts, and some keywords changed
+meaning between them: ``exclusiveMinimum: true`` is a flag on ``minimum`` in draft-04 and
+a type error from draft-06 on; ``dependencies`` constrains instances up to draft-07 and
+is ignored from 2019-09 on. Validating every schema as 2020-12 would blame engines for
+the corpus's drafts, so spec loading and scoring both pick the class here.
+
+A schema without ``$schema``, or with a URI outside the five drafts below, is read as
+2020-12: the newest draft, and the one engines' grammar compilers follow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+__all__ = ["DEFAULT_DRAFT", "DRAFTS", "check_schema", "draft_of", "validator_class", "validator_for"]
+
+#: The drafts structbench honours, oldest first.
+DRAFTS: tuple[str, ...] = ("draft-04", "draft-06", "draft-07", "2019-09", "2020-12")
+DEFAULT_DRAFT = "2020-12"
+
+#: ``$schema`` URIs without scheme and trailing ``#``/``/`` → draft name. Schemas in the
+#: wild write http and https, with and without the empty fragment, for the same draft.
+_URIS: dict[str, str] = {
+    "json-schema.org/draft-04/schema": "draft-04",
+    "json-schema.org/draft-06/schema": "draft-06",
+    "json-schema.org/draft-07/schema": "draft-07",
+    "json-schema.org/draft/2019-09/schema": "2019-09",
+    "json-schema.org/draft/2020-12/schema": "2020-12",
+}
+
+
+def draft_of(schema: Any) -> str:
+    """The draft name of a schema from its ``$schema`` (:data:`DEFAULT_DRAFT` when absent or unknown)."""
+    uri = schema.get("$schema") if isinstance(schema, dict) else None
+    if not isinstance(uri, str):
+        return DEFAULT_DRAFT
+    key = uri.strip().split("://", 1)[-1].rstrip("#").rstrip("/")
+    return _URIS.get(key, DEFAULT_DRAFT)
+
+
+def validator_class(schema: Any) -> type[Validator]:
+    """The jsonschema validator class for the schema's draft."""
+    # Imported here: jsonschema's format checkers take seconds to import on a busy machine.
+    from jsonschema import (
+        Draft4Validator,
+        Draft6Validator,
+        Draft7Validator,
+        Draft201909Validator,
+        Draft202012Validator,
+    )
+
+    classes: dict[str, type[Validator]] = {
+        "draft-04": Draft4Validator,
+        "draft-06": Draft6Validator,
+        "draft-07": Draft7Validator,
+        "2019-09": Draft201909Validator,
+        "2020-12": Draft202012Validator,
+    }
+    return classes[draft_of(schema)]
+
+
+def check_schema(schema: Any) -> str:
+    """Meta-validate a schema under its own draft; the draft name.
+
+    Raises:
+        jsonschema.exceptions.SchemaError: The schema is invalid under its draft.
+    """
+    validator_class(schema).check_schema(schema)
+    return draft_of(schema)
+
+
+def validator_for(schema: Any) -> Validator:
+    """A validator of the schema's draft with that draft's format checker on."""
+    cls = validator_class(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)

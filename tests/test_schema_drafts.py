@@ -1,0 +1,63 @@
+"""Each schema is checked and validated under its own ``$schema`` draft."""
+
+from __future__ import annotations
+
+import pytest
+from jsonschema.exceptions import SchemaError
+
+from structbench.schema_drafts import DEFAULT_DRAFT, check_schema, draft_of, validator_for
+
+D4 = "http://json-schema.org/draft-04/schema#"
+D7 = "http://json-schema.org/draft-07/schema#"
+D2019 = "https://json-schema.org/draft/2019-09/schema"
+D2020 = "https://json-schema.org/draft/2020-12/schema"
+
+
+@pytest.mark.parametrize(
+    ("uri", "draft"),
+    [
+        (D4, "draft-04"),
+        ("https://json-schema.org/draft-04/schema", "draft-04"),
+        ("http://json-schema.org/draft-06/schema#", "draft-06"),
+        (D7, "draft-07"),
+        ("http://json-schema.org/draft-07/schema", "draft-07"),
+        (D2019, "2019-09"),
+        (D2020 + "#", "2020-12"),
+        ("https://example.com/my-meta-schema", DEFAULT_DRAFT),
+    ],
+)
+def test_draft_of_uri_spellings(uri: str, draft: str) -> None:
+    assert draft_of({"$schema": uri}) == draft
+
+
+def test_draft_of_without_schema_keyword() -> None:
+    assert draft_of({"type": "object"}) == "2020-12"
+    assert draft_of(True) == "2020-12"
+
+
+def test_draft04_boolean_exclusive_minimum() -> None:
+    # Draft-04: exclusiveMinimum is a flag on minimum, so 0 is out and 0.5 is in.
+    schema = {"$schema": D4, "type": "number", "minimum": 0, "exclusiveMinimum": True}
+    assert check_schema(schema) == "draft-04"
+    v = validator_for(schema)
+    assert not v.is_valid(0)
+    assert v.is_valid(0.5)
+    # The same keyword under 2020-12 must be a number: the schema itself is invalid.
+    with pytest.raises(SchemaError):
+        check_schema({k: val for k, val in schema.items() if k != "$schema"})
+
+
+def test_draft07_dependencies_apply_and_are_gone_in_2019() -> None:
+    body = {"type": "object", "dependencies": {"card": ["billing"]}}
+    d7 = validator_for({"$schema": D7, **body})
+    assert not d7.is_valid({"card": "1234"})
+    assert d7.is_valid({"card": "1234", "billing": "x"})
+    # From 2019-09 on, dependencies is an unknown keyword: anything goes.
+    assert validator_for({"$schema": D2019, **body}).is_valid({"card": "1234"})
+    assert validator_for(body).is_valid({"card": "1234"})
+
+
+def test_format_checking_is_on_for_old_drafts() -> None:
+    v = validator_for({"$schema": D7, "type": "string", "format": "ipv4"})
+    assert not v.is_valid("999.1.1.1")
+    assert v.is_valid("10.0.0.1")
