@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from structbench import __version__
-from structbench.cli_run import SectionedCommand, flags_from, given_flags, run_options, save_result_options
+from structbench.cli_run import (
+    SectionedCommand,
+    executor_from,
+    flags_from,
+    given_flags,
+    run_options,
+    save_result_options,
+)
 from structbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -48,6 +55,7 @@ def main() -> None:
 _RESUME_OK = (
     *("--resume", "--progress", "--results-dir"),
     *("--save-result", "--metric-percentiles", "--percentile-metrics"),
+    *("--executor", "--address"),
 )
 
 
@@ -64,6 +72,7 @@ def run(suite: Path | None, **opts: Any) -> None:
     """
     from structbench.report.terminal import render_terminal_table
 
+    executor = executor_from(opts)
     if opts["resume_dir"] is not None:
         given = [f for f in given_flags(click.get_current_context()) if f not in _RESUME_OK]
         if suite is not None or given:
@@ -73,14 +82,21 @@ def run(suite: Path | None, **opts: Any) -> None:
             )
         from structbench.resume import resume_run
 
-        out = resume_run(opts["resume_dir"], opts["progress"])
+        out = resume_run(opts["resume_dir"], opts["progress"], executor)
     else:
         from structbench.run import RunOptions, run_suite
 
         flags = flags_from(opts)
         out = run_suite(
             RunOptions(
-                suite, opts["results_dir"], opts["num_requests"], opts["seed"], (), opts["progress"], flags
+                suite,
+                opts["results_dir"],
+                opts["num_requests"],
+                opts["seed"],
+                (),
+                opts["progress"],
+                flags,
+                executor,
             )
         )
     if opts["save_result"]:
