@@ -67,11 +67,11 @@ def resume_run(run_dir: Path, progress: bool = True, executor: Executor | None =
     plan = plan_resume(run_dir, manifest, suite)
     names = {w.cell.engine for w in plan.work}
     engines = [e for e in suite.spec.engines if e.name in names]
-    preflight(engines)
+    executor = executor or Executor()
+    preflight(engines, executor)
     for w in plan.work:
         _archive_cell_json(run_dir / "cells" / w.cell.cell_id, w.attempt)
     cells = {w.cell.cell_id: ResumedCell(attempt=w.attempt, items=len(w.items)) for w in plan.work}
-    executor = executor or Executor()
     manifest = manifest.with_resume(ResumeEntry(utc=utc_stamp(), executor=executor.kind, cells=cells))
     manifest.write(run_dir)
     knobs = RunKnobs(seed, suite.spec.load.warmup, progress, suite.spec.load.reset_cache, executor)

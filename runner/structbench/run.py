@@ -79,7 +79,7 @@ def run_suite(opts: RunOptions) -> RunOutcome:
     suite = pick.suite
     seed = suite.spec.seed if opts.seed is None else opts.seed
     engines = _select_engines(suite, pick.engines or opts.engines)
-    preflight(engines)
+    preflight(engines, opts.executor)
     items = plan_items(suite, seed, opts.num_requests or suite.spec.load.num_requests)
     cells = plan_cells(suite, engines)
     run_dir = _new_run_dir(opts.results_root, suite.spec.name)
@@ -160,8 +160,13 @@ def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec]) -> list[Cell]:
     ]
 
 
-def preflight(engines: Sequence[EngineSpec]) -> None:
-    """Check that every attached engine's server is reachable, before any folder or cell."""
+def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -> None:
+    """Check that every attached engine's server is reachable (and Ray importable when asked
+    for), before any folder or cell."""
+    if executor is not None and executor.kind == "ray":
+        from structbench.executors.ray_driver import import_ray
+
+        import_ray()
     for e in engines:
         if e.attach_url is not None:
             check_reachable(e.name, e.attach_url)

@@ -64,7 +64,7 @@ def run_on_ray(
     Raises:
         UserError: Ray is not installed, or the cluster cannot be reached.
     """
-    ray = _import_ray()
+    ray = import_ray()
     owned = _connect(ray, knobs.executor.address)
     try:
         return _Driver(ray, engines, log, knobs).run(work)
@@ -73,7 +73,12 @@ def run_on_ray(
             ray.shutdown()
 
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
+    """The ``ray`` module.
+
+    Raises:
+        UserError: Ray is not installed.
+    """
     # Typed as Any: Ray's own annotations are partial, and its remote/options API is dynamic.
     try:
         return importlib.import_module("ray")
