@@ -164,9 +164,9 @@ def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -
     """Check that every attached engine's server is reachable (and Ray importable when asked
     for), before any folder or cell."""
     if executor is not None and executor.kind == "ray":
-        from structbench.executors.ray_driver import import_ray
+        from structbench.executors.ray_driver import connect
 
-        import_ray()
+        connect(executor.address)
     for e in engines:
         if e.attach_url is not None:
             check_reachable(e.name, e.attach_url)

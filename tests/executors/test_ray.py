@@ -128,3 +128,17 @@ def test_address_without_executor_ray_is_one_line_exit_2(tmp_path: Path) -> None
     )  # fmt: skip
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["error: --address needs --executor ray"]
+
+
+def test_unreachable_address_is_one_line_exit_2_before_any_folder(tmp_path: Path) -> None:
+    suite = _suite(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "structbench.cli", "run", str(suite), "--executor", "ray",
+         "--address", "127.0.0.1:1", "--results-dir", str(tmp_path / "res")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: --address 127.0.0.1:1: no Ray cluster answers"), lines
+    assert not (tmp_path / "res").exists()

@@ -23,6 +23,7 @@ import contextlib
 import importlib
 import os
 import signal
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -58,18 +59,19 @@ def run_on_ray(
 ) -> tuple[bool, list[str]]:
     """Run ``work`` as Ray tasks and write their results; returns (interrupted, failed cells).
 
-    Joins ``knobs.executor.address`` (or starts a local Ray) unless Ray is already
-    initialised in this process, in which case that session is used and left running.
+    Uses the Ray session :func:`connect` opened (or one the caller had), and shuts it down
+    at the end only when :func:`connect` started it.
 
     Raises:
         UserError: Ray is not installed, or the cluster cannot be reached.
     """
     ray = import_ray()
-    owned = _connect(ray, knobs.executor.address)
+    connect(knobs.executor.address)
     try:
         return _Driver(ray, engines, log, knobs).run(work)
     finally:
-        if owned:
+        if _session.ours:
+            _session.ours = False
             ray.shutdown()
 
 
@@ -86,16 +88,45 @@ def import_ray() -> Any:
         raise UserError("--executor ray needs Ray: pip install 'structbench[ray]'") from None
 
 
-def _connect(ray: Any, address: str | None) -> bool:
-    """Initialise Ray when needed; True when this call did (so the run shuts it down)."""
+@dataclass(slots=True)
+class _Session:
+    #: True while the Ray session in this process is one :func:`connect` started.
+    ours: bool = False
+
+
+_session = _Session()
+
+
+def connect(address: str | None) -> None:
+    """Start or join Ray unless this process already has a session (a test's, a notebook's).
+
+    Called by the run's preflight, so that an unreachable cluster is refused before any folder.
+
+    Raises:
+        UserError: Ray is not installed, or the cluster cannot be reached.
+    """
+    ray = import_ray()
     if ray.is_initialized():
-        return False
+        return
+    if address is not None:
+        _check_reachable(address)
     try:
         ray.init(address=address, log_to_driver=False, include_dashboard=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or "a local Ray instance"
         raise UserError(f"--address: cannot start or join {where} ({_first_line(e)})") from None
-    return True
+    _session.ours = True
+
+
+def _check_reachable(address: str) -> None:
+    """A quick TCP check of ``HOST:PORT``: Ray itself waits about a minute before giving up."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://...": left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=5.0).close()
+    except OSError as e:
+        raise UserError(f"--address {address}: no Ray cluster answers there ({e.strerror or e})") from None
 
 
 def exit_after(cell_id: str, value: str | None) -> int | None:
