@@ -239,9 +239,7 @@ _OPTIONS: tuple[Callable[[F], F], ...] = (
         show_default=True,
         help="local: cells in turn in this process; ray: each cell a Ray task (needs structbench[ray]).",
     ),
-    click.option(
-        "--address", help="With --executor ray: the cluster to join (e.g. 10.0.0.1:6379, or auto)."
-    ),
+    click.option("--address", help="With --executor ray: the cluster to join (e.g. 10.0.0.1:6379, or auto)."),
 )
 
 
