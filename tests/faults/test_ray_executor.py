@@ -1,4 +1,4 @@
-"""``--executor ray``: a cell whose worker dies leaves error records and a run that ``--resume`` finishes."""
+"""``--executor ray`` under faults: a worker that dies, a Ctrl-C; each leaves a run ``--resume`` finishes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from fake_openai import FakeServer
 from fault_suites import cell_status, manifest, ok_calls, openai_engine, write_suite
 
 from structbench.cells import Executor
+from structbench.executors import ray_driver
 from structbench.executors.ray_task import EXIT_AFTER_ENV
-from structbench.records import cell_records_path, read_records
+from structbench.records import CallRecord, cell_records_path, read_records
 from structbench.resume import resume_run
 from structbench.run import RunOptions, run_suite
 from structbench.runfolder import CellFile, RunManifest
@@ -54,3 +55,40 @@ def test_killed_worker_leaves_error_records_then_resume_completes(
     assert m2["status"] == "complete" and m2["resumes"][0]["executor"] == "ray"  # type: ignore[index]
     redone = list(read_records(cell_records_path(run_dir, "fake.pick0.c1")))
     assert [r.attempt for r in redone] == [1, 1, 1, 1, 2, 2]
+
+
+def test_interrupt_cancels_the_tasks_keeps_records_and_resumes(
+    tmp_path: Path, ray_local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the driver's wait loop (raised in the wait after the first records, so it is
+    deterministic): the task is cancelled, nothing hangs, and --resume finishes the run."""
+
+    written: list[bool] = []
+    pressed: list[bool] = []
+    wait = ray_local.wait
+
+    class Recorded(ray_driver.FolderOutput):
+        def records(self, recs: list[CallRecord]) -> None:
+            super().records(recs)
+            written.append(True)
+
+    def wait_then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        if written and not pressed:  # the first wait after the first records arrived
+            pressed.append(True)
+            raise KeyboardInterrupt
+        return wait(*args, **kwargs)
+
+    with FakeServer(delay_s=0.2) as srv:
+        suite = write_suite(tmp_path, [openai_engine(srv.url)], n=4)
+        monkeypatch.setattr(ray_driver, "FolderOutput", Recorded)
+        monkeypatch.setattr(ray_local, "wait", wait_then_ctrl_c)
+        out = run_suite(RunOptions(suite, tmp_path / "ray", progress=False, executor=RAY))
+        assert out.interrupted
+        recs = list(read_records(cell_records_path(out.run_dir, "fake.pick0.c1")))
+        assert [r.status for r in recs] == ["ok", "cancelled", "cancelled", "cancelled"]
+        assert cell_status(out.run_dir, "fake.pick0.c1") == "interrupted"
+        assert manifest(out.run_dir)["status"] == "interrupted"
+        monkeypatch.undo()
+        again = resume_run(out.run_dir, progress=False, executor=RAY)
+    assert not again.interrupted and not again.failed_cells
+    assert len(ok_calls(out.run_dir)) == 4
