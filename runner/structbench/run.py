@@ -163,13 +163,13 @@ def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec]) -> list[Cell]:
 def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -> None:
     """Check that every attached engine's server is reachable (and Ray importable when asked
     for), before any folder or cell."""
-    if executor is not None and executor.kind == "ray":
-        from structbench.executors.ray_driver import connect
-
-        connect(executor.address)
     for e in engines:
         if e.attach_url is not None:
             check_reachable(e.name, e.attach_url)
+    if executor is not None and executor.kind == "ray":
+        from structbench.executors.ray_driver import connect
+
+        connect(executor.address)  # last: a refused run should not leave a Ray session behind
 
 
 def _select_engines(suite: LoadedSuite, names: Sequence[str]) -> list[EngineSpec]:
