@@ -167,9 +167,10 @@ def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -
         if e.attach_url is not None:
             check_reachable(e.name, e.attach_url)
     if executor is not None and executor.kind == "ray":
-        from structbench.executors.ray_driver import connect
+        from structbench.executors.ray_driver import check_fits, connect
 
         connect(executor.address)  # last: a refused run should not leave a Ray session behind
+        check_fits(engines)
 
 
 def _select_engines(suite: LoadedSuite, names: Sequence[str]) -> list[EngineSpec]:

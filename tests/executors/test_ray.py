@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from structbench.cells import Executor
+from structbench.errors import UserError
 from structbench.records import CallRecord, run_records
 from structbench.run import RunOptions, run_suite
 from structbench.runfolder import CellFile, RunManifest
+from structbench.spec.engines import EmbeddedEngineSpec, LaunchSpec, VllmEngineSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 CELLS = ("embedded.canary_code.c1", "embedded.iso_date.c1")
@@ -141,4 +143,34 @@ def test_unreachable_address_is_one_line_exit_2_before_any_folder(tmp_path: Path
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: --address 127.0.0.1:1: no Ray cluster answers"), lines
+    assert not (tmp_path / "res").exists()
+
+
+def test_cells_reserve_what_their_engine_declares() -> None:
+    launched = VllmEngineSpec(launch=LaunchSpec(model="m", num_gpus=0.5))
+    assert (launched.cell_cpus, launched.cell_gpus) == (1.0, 0.5)
+    assert VllmEngineSpec(url="http://h:1").cell_gpus == 0.0  # an attached server's GPUs are elsewhere
+    assert (EmbeddedEngineSpec(threads=3).cell_cpus, EmbeddedEngineSpec().cell_gpus) == (3.0, 0.0)
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize(
+    ("engine", "message"),
+    [
+        ("{kind: embedded, threads: 4}", "engine 'embedded': a cell needs 4 CPUs, the Ray cluster has 2"),
+        (
+            "{kind: vllm, name: v, launch: {model: m, num_gpus: 0.5}}",
+            "engine 'v': a cell needs 0.5 GPUs, the Ray cluster has 0",
+        ),
+    ],
+)
+def test_a_cell_the_cluster_cannot_hold_is_refused_before_any_folder(
+    tmp_path: Path, ray_local: Any, engine: str, message: str
+) -> None:
+    """Ray would leave such a task pending for ever: refused up front instead of hanging."""
+    suite = _suite(tmp_path)
+    suite.write_text(suite.read_text().replace("{kind: embedded, threads: 1}", engine))
+    with pytest.raises(UserError) as e:
+        run_suite(RunOptions(suite, tmp_path / "res", progress=False, executor=Executor("ray")))
+    assert str(e.value) == message
     assert not (tmp_path / "res").exists()

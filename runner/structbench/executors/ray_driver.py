@@ -119,6 +119,25 @@ def connect(address: str | None) -> None:
     _session.ours = True
 
 
+def check_fits(engines: Sequence[EngineSpec]) -> None:
+    """Refuse a cell that asks for more CPUs or GPUs than the whole cluster has.
+
+    Ray would keep such a task pending for ever (waiting for a node that never comes): a
+    hang, so it is a one-line error before the run starts instead.
+
+    Raises:
+        UserError: Naming the engine, what it asks for and what the cluster has.
+    """
+    have = import_ray().cluster_resources()
+    for e in engines:
+        for key, want in (("CPU", e.cell_cpus), ("GPU", e.cell_gpus)):
+            if want > float(have.get(key, 0.0)):
+                raise UserError(
+                    f"engine '{e.name}': a cell needs {want:g} {key}s, the Ray cluster has "
+                    f"{float(have.get(key, 0.0)):g}"
+                )
+
+
 def _check_reachable(address: str) -> None:
     """A quick TCP check of ``HOST:PORT``: Ray itself waits about a minute before giving up."""
     host, sep, port = address.rpartition(":")
@@ -162,15 +181,7 @@ class _Driver:
     def __init__(self, ray: Any, engines: Sequence[EngineSpec], log: ManifestLog, knobs: RunKnobs) -> None:
         self.ray, self.log, self.knobs = ray, log, knobs
         self.specs = {e.name: e for e in engines}
-        self.task = ray.remote(remote_cell).options(
-            num_returns="streaming",
-            max_retries=0,
-            num_cpus=1,
-            # The worker's next yield waits until the driver has taken the previous item, so
-            # a worker that dies right after sending an item has not lost it in flight
-            # (without this, the kill test lost the last streamed item in 2 of 4 runs).
-            _generator_backpressure_num_objects=1,
-        )
+        self.task = ray.remote(remote_cell)
         self.live: dict[Any, _Flight] = {}
         self.failed: list[str] = []
         self.bar = Progress(enabled=False)
@@ -210,7 +221,17 @@ class _Driver:
         )
         tick = self.bar.add_cell(cell_id, min(self.knobs.warmup, len(cw.items)) + len(cw.items))
         out = FolderOutput(self.log.run_dir, cell_id)
-        self.live[self.task.remote(job)] = _Flight(cw, job.spec, out, tick)
+        task = self.task.options(
+            num_returns="streaming",
+            max_retries=0,
+            num_cpus=job.spec.cell_cpus,
+            num_gpus=job.spec.cell_gpus,
+            # The worker's next yield waits until the driver has taken the previous item, so
+            # a worker that dies right after sending an item has not lost it in flight
+            # (without this, the kill test lost the last streamed item in 2 of 4 runs).
+            _generator_backpressure_num_objects=1,
+        )
+        self.live[task.remote(job)] = _Flight(cw, job.spec, out, tick)
 
     def _step(self, gen: Any, f: _Flight) -> bool:
         """Take the next message of a ready stream; False once the cell is over."""
