@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(VENV)/bin/pip install -q -e '.[embedded,sglang,hf,dev]'
+	$(VENV)/bin/pip install -q -e '.[embedded,sglang,hf,dev,ray]'
 	# SGLang's frontend only: the full dependency set is the GPU server.
 	$(VENV)/bin/pip install -q --no-deps sglang==0.5.23
 	touch $@

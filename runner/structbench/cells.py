@@ -19,14 +19,17 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
-from structbench.engines.base import Engine, PromptTokenizer
+from pydantic import BaseModel
+
+from structbench.engines.base import Engine, EngineInfo, PromptTokenizer
 from structbench.ir import WorkItem
 from structbench.load.arrivals import LoadPoint
 from structbench.load.driver import DriveConfig, DriveResult, drive
 from structbench.memory import MemoryReport, MemorySampler
 from structbench.metrics.cache import IdealCache, PromptCounter, approximate_counter, cell_ideal
+from structbench.model_config import served_model_facts
 from structbench.progress import Progress
 from structbench.records import CallRecord, RecordWriter, cell_records_path
 from structbench.runfolder import (
@@ -40,6 +43,7 @@ from structbench.runfolder import (
     LoadFacts,
     MemoryFacts,
 )
+from structbench.runfolder.facts import engine_facts
 
 Snapshot = dict[str, float]
 
@@ -55,8 +59,8 @@ class Cell:
     #: The engine spec's ``cache`` (on/off arm of a cache comparison); None when it has none.
     cache_arm: CacheArm | None = None
 
-    def entry(self, cache_pair: str | None = None) -> CellEntry:
-        """Manifest form (the cache pair is known once the engine has started)."""
+    def entry(self, cache_pair: str | None = None, node: str | None = None) -> CellEntry:
+        """Manifest form (the cache pair and node are known once the engine has started)."""
         return CellEntry(
             cell_id=self.cell_id,
             engine=self.engine,
@@ -64,6 +68,7 @@ class Cell:
             load=LoadFacts.of(self.point),
             cache_arm=self.cache_arm,
             cache_pair=cache_pair,
+            node=node,
         )
 
 
@@ -95,6 +100,68 @@ class CellCtx:
     engine: EngineFacts
     #: The engine's prefix-cache block size (None: no prefix cache, no ideal).
     block_size: int | None = None
+    #: The Ray node the cell runs on (None: in the driver's process).
+    node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Executor:
+    """Where the cells run: in this process one after another, or as Ray tasks."""
+
+    kind: Literal["local", "ray"] = "local"
+    #: The Ray cluster to join (``ray.init(address=...)``); None starts a local one.
+    address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunKnobs:
+    """Run-wide settings the cell loop needs."""
+
+    seed: int
+    #: Warm-up items per cell (excluded from metrics).
+    warmup: int
+    progress: bool
+    #: Flush the engine's prefix cache before each cell.
+    reset_cache: bool
+    executor: Executor = field(default_factory=Executor)
+
+
+class CellOutput(Protocol):
+    """Where a cell's results go: its sub-folder here, or a stream back to the driver (Ray)."""
+
+    def records(self, recs: list[CallRecord]) -> None:
+        """Keep one item's records (called as each item completes)."""
+        ...
+
+    def cell_file(self, cell: CellFile) -> None:
+        """Keep the cell's ``cell.json`` (called once, when the cell ends)."""
+        ...
+
+
+class FolderOutput:
+    """A cell's own sub-folder of the run: ``requests.jsonl`` appended, then ``cell.json``."""
+
+    def __init__(self, run_dir: Path, cell_id: str) -> None:
+        self.path = cell_records_path(run_dir, cell_id)
+        self._writer = RecordWriter(self.path)
+
+    def records(self, recs: list[CallRecord]) -> None:
+        """Append and flush (completed records are never lost)."""
+        self._writer.write_all(recs)
+
+    def cell_file(self, cell: CellFile) -> None:
+        """Write ``cell.json`` beside the records."""
+        cell.write(self.path.parent / CELL_FILE)
+
+    def close(self) -> None:
+        """Close the records file."""
+        self._writer.close()
+
+
+def started_facts(info: EngineInfo, spec: BaseModel) -> EngineFacts:
+    """The manifest's facts of a started engine, with its model's size when readable here."""
+    facts = engine_facts(info, spec)
+    return facts.model_copy(update={"served_model": served_model_facts(facts.model_paths, facts.dtype)})
 
 
 @runtime_checkable
@@ -166,19 +233,28 @@ async def _run_cell(
     engine: Engine, cw: CellWork, run_dir: Path, ctx: CellCtx
 ) -> tuple[DriveResult, list[CallRecord]]:
     """:func:`run_cell`, also returning the records this attempt wrote."""
-    path = cell_records_path(run_dir, cw.cell.cell_id)
-    with RecordWriter(path) as writer:
-        res, ran = await _drive_cell(engine, cw, ctx, writer)
+    out = FolderOutput(run_dir, cw.cell.cell_id)
+    try:
+        return await run_cell_to(engine, cw, ctx, out)
+    finally:
+        out.close()
+
+
+async def run_cell_to(
+    engine: Engine, cw: CellWork, ctx: CellCtx, out: CellOutput
+) -> tuple[DriveResult, list[CallRecord]]:
+    """Run one cell on a started engine into ``out``; returns the driver's result and records."""
+    res, ran = await _drive_cell(engine, cw, ctx, out)
     # Without a successful flush the engine's earlier cells are still in its cache.
     before = () if ran.cache_reset is True else cw.earlier_cells
     records = [*cw.previous, *ran.records]
     ran.ideal = await asyncio.to_thread(_ideal, engine, records, before, ctx.block_size)
-    _cell_file(cw, res, ran, ctx).write(path.parent / CELL_FILE)
+    out.cell_file(_cell_file(cw, res, ran, ctx))
     return res, ran.records
 
 
 async def _drive_cell(
-    engine: Engine, cw: CellWork, ctx: CellCtx, writer: RecordWriter
+    engine: Engine, cw: CellWork, ctx: CellCtx, out: CellOutput
 ) -> tuple[DriveResult, _CellRun]:
     """Flush, warm up, read the counters, drive the cell's load and sample memory around it."""
     cell, items = cw.cell, cw.items
@@ -192,7 +268,7 @@ async def _drive_cell(
         ran.metrics_before = await _metrics(engine)
 
     def sink(recs: list[CallRecord]) -> None:
-        writer.write_all(recs)  # to disk first: completed records are never lost
+        out.records(recs)  # kept first: completed records are never lost
         ran.records.extend(recs)
 
     tick = ctx.bar.add_cell(cell.cell_id, len(warm) + len(items))
@@ -233,7 +309,7 @@ def _ideal(
 
 def _cell_file(cw: CellWork, res: DriveResult, ran: _CellRun, ctx: CellCtx) -> CellFile:
     return CellFile(
-        **cw.cell.entry(ctx.engine.cache_pair).model_dump(),
+        **cw.cell.entry(ctx.engine.cache_pair, ctx.node).model_dump(),
         status=cell_status(res),
         attempt=cw.attempt,
         t_start=res.t_start,

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from structbench import __version__
-from structbench.cli_run import SectionedCommand, flags_from, given_flags, run_options, save_result_options
+from structbench.cli_run import (
+    SectionedCommand,
+    executor_from,
+    flags_from,
+    given_flags,
+    run_options,
+    save_result_options,
+)
 from structbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -90,6 +97,7 @@ _RESUME_OK = (
     *("--resume", "--progress", "--results-dir"),
     *("--save-result", "--metric-percentiles", "--percentile-metrics"),
     *("--fail-under", "--fail-on-canary"),
+    *("--executor", "--address"),
 )
 
 
@@ -111,6 +119,7 @@ def run(suite: Path | None, **opts: Any) -> None:
     fail_on_canary: bool = opts["fail_on_canary"]
     _check_thresholds(fail_under)
 
+    executor = executor_from(opts)
     if opts["resume_dir"] is not None:
         given = [f for f in given_flags(click.get_current_context()) if f not in _RESUME_OK]
         if suite is not None or given:
@@ -120,14 +129,21 @@ def run(suite: Path | None, **opts: Any) -> None:
             )
         from structbench.resume import resume_run
 
-        out = resume_run(opts["resume_dir"], opts["progress"])
+        out = resume_run(opts["resume_dir"], opts["progress"], executor)
     else:
         from structbench.run import RunOptions, run_suite
 
         flags = flags_from(opts)
         out = run_suite(
             RunOptions(
-                suite, opts["results_dir"], opts["num_requests"], opts["seed"], (), opts["progress"], flags
+                suite,
+                opts["results_dir"],
+                opts["num_requests"],
+                opts["seed"],
+                (),
+                opts["progress"],
+                flags,
+                executor,
             )
         )
     if opts["save_result"]:

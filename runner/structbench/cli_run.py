@@ -21,6 +21,7 @@ import click
 from structbench.errors import UserError
 
 if TYPE_CHECKING:
+    from structbench.cells import Executor
     from structbench.spec.adhoc import RunFlags
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,7 +42,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("Output", ("results_dir", "save_result", "metric_percentiles", "percentile_metrics", "progress")),
     ("Gate (exit 3)", ("fail_under", "fail_on_canary")),
-    ("Run", ("resume_dir",)),
+    ("Run", ("resume_dir", "executor", "address")),
 )
 _GOODPUT_KEYS = ("ttft", "tpot", "e2el")
 PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
@@ -232,6 +233,14 @@ _OPTIONS: tuple[Callable[[F], F], ...] = (
         type=click.Path(path_type=Path, exists=True, file_okay=False),
         help="Finish RUN_DIR instead: re-run only its unfinished cells and items, then rebuild its report.",
     ),
+    click.option(
+        "--executor",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="local: cells in turn in this process; ray: each cell a Ray task (needs structbench[ray]).",
+    ),
+    click.option("--address", help="With --executor ray: the cluster to join (e.g. 10.0.0.1:6379, or auto)."),
 )
 
 
@@ -278,6 +287,15 @@ def flags_from(opts: dict[str, Any]) -> RunFlags:
         goodput=opts["goodput"],
     )
     return RunFlags(endpoint=endpoint, tasks=tuple(opts["tasks"]), load=load, seed=opts["seed"])
+
+
+def executor_from(opts: dict[str, Any]) -> Executor:
+    """``--executor`` and ``--address`` as an Executor (``--address`` needs ``--executor ray``)."""
+    from structbench.cells import Executor
+
+    if opts["address"] is not None and opts["executor"] != "ray":
+        raise UserError("--address needs --executor ray")
+    return Executor(opts["executor"], opts["address"])
 
 
 def given_flags(ctx: click.Context) -> list[str]:

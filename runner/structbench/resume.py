@@ -29,13 +29,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from structbench.cells import CellWork
+from structbench.cells import CellWork, Executor, RunKnobs
 from structbench.errors import UserError
 from structbench.ir import WorkItem, item_from_dict
 from structbench.manifest import utc_stamp
 from structbench.metrics.calls import final_attempts
 from structbench.records import CallRecord, open_text, run_records
-from structbench.run import RunKnobs, RunOutcome, finish_run, plan_cells, preflight
+from structbench.run import RunOutcome, finish_run, plan_cells, preflight
 from structbench.runfolder import CELL_FILE, CellFile, ResumedCell, ResumeEntry, RunManifest
 from structbench.spec.adhoc import ADHOC_SUITE_FILE
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
@@ -53,8 +53,10 @@ class ResumePlan:
     kept: tuple[str, ...]
 
 
-def resume_run(run_dir: Path, progress: bool = True) -> RunOutcome:
+def resume_run(run_dir: Path, progress: bool = True, executor: Executor | None = None) -> RunOutcome:
     """Re-run the unfinished part of ``run_dir`` and rebuild its report.
+
+    ``executor`` need not be the one the run had: a local run may be finished on Ray.
 
     Raises:
         UserError: Not a run folder, its suite is gone or changed, or its files are unreadable.
@@ -65,13 +67,14 @@ def resume_run(run_dir: Path, progress: bool = True) -> RunOutcome:
     plan = plan_resume(run_dir, manifest, suite)
     names = {w.cell.engine for w in plan.work}
     engines = [e for e in suite.spec.engines if e.name in names]
-    preflight(engines)
+    executor = executor or Executor()
+    preflight(engines, executor)
     for w in plan.work:
         _archive_cell_json(run_dir / "cells" / w.cell.cell_id, w.attempt)
     cells = {w.cell.cell_id: ResumedCell(attempt=w.attempt, items=len(w.items)) for w in plan.work}
-    manifest = manifest.with_resume(ResumeEntry(utc=utc_stamp(), cells=cells))
+    manifest = manifest.with_resume(ResumeEntry(utc=utc_stamp(), executor=executor.kind, cells=cells))
     manifest.write(run_dir)
-    knobs = RunKnobs(seed, suite.spec.load.warmup, progress, suite.spec.load.reset_cache)
+    knobs = RunKnobs(seed, suite.spec.load.warmup, progress, suite.spec.load.reset_cache, executor)
     return finish_run(suite, run_dir, manifest, engines, plan.work, knobs)
 
 

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from structbench.cells import Cell, CellCtx, CellWork, run_engine_cells
-from structbench.engines.base import EngineInfo
+from structbench.cells import Cell, CellCtx, CellWork, Executor, RunKnobs, run_engine_cells, started_facts
 from structbench.engines.launch import check_reachable
 from structbench.engines.registry import EngineEnv, create_engine
 from structbench.errors import UserError
@@ -28,12 +27,10 @@ from structbench.kinds.registry import expand_task
 from structbench.load.arrivals import load_points
 from structbench.manifest import RunIdentity, base_manifest, utc_stamp
 from structbench.memory import gpu_baseline
-from structbench.model_config import served_model_facts
 from structbench.progress import Progress
 from structbench.report.build import build_report
 from structbench.report.summary import RunSummary
 from structbench.runfolder import (
-    EngineFacts,
     ManifestLog,
     OptionsFacts,
     RunManifest,
@@ -42,7 +39,6 @@ from structbench.runfolder import (
     TaskFacts,
     spec_cache_arm,
 )
-from structbench.runfolder.facts import engine_facts
 from structbench.scoring.judge import judged_tasks
 from structbench.spec.adhoc import RunFlags, suite_for_run
 from structbench.spec.engines import EngineSpec
@@ -63,6 +59,8 @@ class RunOptions:
     progress: bool = True
     #: Flags that build the suite (ad-hoc) or override its fields.
     flags: RunFlags = field(default_factory=RunFlags)
+    #: Where the cells run (``--executor``, ``--address``).
+    executor: Executor = field(default_factory=Executor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,33 +73,22 @@ class RunOutcome:
     interrupted: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RunKnobs:
-    """Run-wide settings the cell loop needs."""
-
-    seed: int
-    #: Warm-up items per cell (excluded from metrics).
-    warmup: int
-    progress: bool
-    #: Flush the engine's prefix cache before each cell.
-    reset_cache: bool
-
-
 def run_suite(opts: RunOptions) -> RunOutcome:
     """Run a suite end to end and write its results folder."""
     pick = suite_for_run(opts.suite, opts.flags)
     suite = pick.suite
     seed = suite.spec.seed if opts.seed is None else opts.seed
     engines = _select_engines(suite, pick.engines or opts.engines)
-    preflight(engines)
+    preflight(engines, opts.executor)
     items = plan_items(suite, seed, opts.num_requests or suite.spec.load.num_requests)
     cells = plan_cells(suite, engines)
     run_dir = _new_run_dir(opts.results_root, suite.spec.name)
     manifest = _initial_manifest(suite, run_dir, seed, cells)
+    manifest = manifest.model_copy(update={"executor": opts.executor.kind})
     manifest.write(run_dir)
     _write_items(run_dir / "items.jsonl", items)
     work = [CellWork(c, items[c.task]) for c in cells]
-    knobs = RunKnobs(seed, suite.spec.load.warmup, opts.progress, suite.spec.load.reset_cache)
+    knobs = RunKnobs(seed, suite.spec.load.warmup, opts.progress, suite.spec.load.reset_cache, opts.executor)
     return finish_run(suite, run_dir, manifest, engines, work, knobs)
 
 
@@ -119,7 +106,13 @@ def finish_run(
     """
     log = ManifestLog(run_dir, manifest)
     try:
-        interrupted, failed = asyncio.run(_run_engines(engines, work, log, knobs))
+        if knobs.executor.kind == "ray":
+            # Imported here only: without --executor ray nothing imports Ray.
+            from structbench.executors.ray_driver import run_on_ray
+
+            interrupted, failed = run_on_ray(engines, work, log, knobs)
+        else:
+            interrupted, failed = asyncio.run(_run_engines(engines, work, log, knobs))
     except UserError as e:  # an engine that cannot start: the folder still says what happened
         log.save(log.manifest.with_status("failed", error=str(e)))
         raise
@@ -167,11 +160,17 @@ def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec]) -> list[Cell]:
     ]
 
 
-def preflight(engines: Sequence[EngineSpec]) -> None:
-    """Check that every attached engine's server is reachable, before any folder or cell."""
+def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -> None:
+    """Check that every attached engine's server is reachable (and Ray importable when asked
+    for), before any folder or cell."""
     for e in engines:
         if e.attach_url is not None:
             check_reachable(e.name, e.attach_url)
+    if executor is not None and executor.kind == "ray":
+        from structbench.executors.ray_driver import check_fits, connect
+
+        connect(executor.address)  # last: a refused run should not leave a Ray session behind
+        check_fits(engines)
 
 
 def _select_engines(suite: LoadedSuite, names: Sequence[str]) -> list[EngineSpec]:
@@ -233,7 +232,7 @@ async def _run_engines(
             engine = create_engine(spec, EngineEnv(workdir=run_dir / "engines" / spec.name, seed=seed))
             try:
                 info = await engine.start()
-                facts = _started(info, spec)
+                facts = started_facts(info, spec)
                 log.save(log.manifest.with_engine(facts))
                 ctx = CellCtx(
                     bar,
@@ -255,12 +254,6 @@ async def _run_engines(
             finally:
                 await engine.close()
     return False, failed
-
-
-def _started(info: EngineInfo, spec: EngineSpec) -> EngineFacts:
-    """The manifest's facts of a started engine, with its model's size when readable here."""
-    facts = engine_facts(info, spec)
-    return facts.model_copy(update={"served_model": served_model_facts(facts.model_paths, facts.dtype)})
 
 
 def _cancel_on_sigterm() -> None:

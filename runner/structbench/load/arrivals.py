@@ -111,3 +111,22 @@ def _gap(point: LoadPoint, mean_gap: float, rng: random.Random) -> float:
         shape = point.burstiness
         return rng.gammavariate(shape, mean_gap / shape)
     raise ValueError(f"unknown arrivals '{point.arrivals}'")
+
+
+def split_schedule(n: int, point: LoadPoint, seed: int, clients: int) -> list[tuple[tuple[int, float], ...]]:
+    """One open-loop schedule dealt over ``clients`` senders: per client, its (item index, offset).
+
+    The schedule is the one a single client draws for this seed (the driver's
+    ``random.Random(seed)``), dealt round-robin, so that N clients together send exactly what
+    one would, and each client's share is still in time order.
+
+    Raises:
+        ValueError: A closed-loop point (it paces itself: there is no schedule to split), or
+            ``clients`` < 1.
+    """
+    if point.mode == "concurrency":
+        raise ValueError("a closed-loop point has no arrival schedule to split over clients")
+    if clients < 1:
+        raise ValueError(f"clients must be >= 1, got {clients}")
+    offsets = arrival_offsets(n, point, random.Random(seed))
+    return [tuple((i, offsets[i]) for i in range(k, n, clients)) for k in range(clients)]

@@ -240,3 +240,44 @@ async def drive(
         timed_out=timed_out,
         n_unsupported=cell.n_unsupported,
     )
+
+
+async def drive_share(
+    engine: Engine,
+    items: Sequence[WorkItem],
+    share: Sequence[tuple[int, float]],
+    t0: float,
+    cfg: DriveConfig,
+    sink: Callable[[list[CallRecord]], None],
+) -> DriveResult:
+    """One client's share of a load point split over several clients (``split_schedule``).
+
+    Sends ``items[i]`` at ``t0 + offset`` for each ``(i, offset)`` of ``share``; ``t0`` is the
+    start every client shares, on this client's ``cfg.clock``. No warm-up and no cap on
+    items in flight here: the caller warms the server up once, and the clients together pace
+    the load.
+    """
+    cell = _Cell(engine, cfg, sink, len(items))
+    cell.t0 = t0
+    for idx, off in share:
+        cell.planned[idx] = t0 + off
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        for idx, off in share:
+            delay = t0 + off - cfg.clock()
+            if delay > 0:
+                await cfg.sleep(delay)
+            tasks.append(asyncio.ensure_future(cell.run_item(idx, items[idx], t0 + off)))
+        await asyncio.gather(*tasks)
+    finally:
+        await _cancel_all(tasks)
+    return DriveResult(
+        t_start=t0,
+        t_end=cfg.clock(),
+        n_items=cell.n_items,
+        n_records=cell.n_records,
+        n_errors=cell.n_errors,
+        interrupted=False,
+        timed_out=False,
+        n_unsupported=cell.n_unsupported,
+    )

@@ -86,6 +86,8 @@ class CellFile(CellEntry):
     ideal: IdealFacts | None = None
     cache_block_size: int | None = None
     """The engine's prefix-cache block size in tokens (None: unknown or no cache)."""
+    error: str | None = None
+    """Why the cell ended early when no record says it (its Ray worker died); None otherwise."""
 
     @classmethod
     def read(cls, path: Path) -> CellFile:

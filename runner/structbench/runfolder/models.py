@@ -129,6 +129,8 @@ class CellEntry(Frozen):
     cache_arm: CacheArm | None = None
     cache_pair: str | None = None
     """Set once the engine started (it depends on the served model); None: not an arm."""
+    node: str | None = None
+    """The Ray node that ran the cell (``--executor ray``); None: the driver's own process."""
 
 
 class SloFacts(Frozen):
@@ -177,6 +179,8 @@ class ResumeEntry(Frozen):
     """One ``structbench run --resume``."""
 
     utc: str
+    executor: str = "local"
+    """Where this resume ran its cells: ``local`` or ``ray``."""
     cells: dict[str, ResumedCell] = Field(default_factory=dict)
 
 
@@ -209,6 +213,8 @@ class RunManifest(Frozen):
     """The resolved, redacted suite (``spec.resolved.resolved_dict``)."""
     suite_path: str | None = None
     """Where ``--resume`` reloads the suite from."""
+    executor: str = "local"
+    """Where the cells ran: ``local`` (in this process, in turn) or ``ray`` (one Ray task each)."""
     status: RunStatus = "running"
     error: str | None = None
     failed_cells: tuple[str, ...] = ()
@@ -252,6 +258,11 @@ class RunManifest(Frozen):
             for c in self.cells
         )
         return self.model_copy(update={"engines": {**self.engines, facts.name: facts}, "cells": cells})
+
+    def with_node(self, cell_id: str, node: str) -> RunManifest:
+        """The manifest once cell ``cell_id`` was placed on Ray node ``node``."""
+        cells = tuple(c.model_copy(update={"node": node}) if c.cell_id == cell_id else c for c in self.cells)
+        return self.model_copy(update={"cells": cells})
 
     def with_status(
         self, status: RunStatus, failed: tuple[str, ...] | None = None, error: str | None = None

@@ -64,6 +64,16 @@ class EngineSpec(_Frozen):
         """
         return cls.model_validate({})
 
+    @property
+    def cell_cpus(self) -> float:
+        """CPUs a cell of this engine reserves as a Ray task (``--executor ray``): one, for the load."""
+        return 1.0
+
+    @property
+    def cell_gpus(self) -> float:
+        """GPUs a cell of this engine reserves as a Ray task: none unless it launches a server."""
+        return 0.0
+
 
 class LaunchSpec(_Frozen):
     """How structbench starts a server itself (it stops it at the end)."""
@@ -82,6 +92,10 @@ class LaunchSpec(_Frozen):
     """Port; a free one is picked when unset."""
     startup_timeout_s: float = 900.0
     """How long to wait for the health endpoint before giving up."""
+    num_gpus: float = Field(default=0.0, ge=0.0)
+    """GPUs (a fraction shares one) the server's cell reserves under ``--executor ray``, so Ray
+    places it on a node with them free; pair a fraction with the engine's own memory fraction
+    flag. Local runs ignore it."""
 
 
 class EmbeddedEngineSpec(EngineSpec):
@@ -104,6 +118,11 @@ class EmbeddedEngineSpec(EngineSpec):
     whitespace_pattern: str | None = r"[ ]?"
     """JSON whitespace outlines allows; compact keeps a small model from looping on spaces."""
 
+    @property
+    def cell_cpus(self) -> float:
+        """The model computes in the cell's own process: its torch threads (default one)."""
+        return float(self.threads or 1)
+
 
 class _ServerSpecMixin:
     """The reach and key properties of specs with ``url`` and ``api_key_env`` fields."""
@@ -123,7 +142,19 @@ class _ServerSpecMixin:
         return self.api_key_env
 
 
-class VllmEngineSpec(_ServerSpecMixin, EngineSpec):
+class _LaunchGpusMixin:
+    """``cell_gpus`` for specs that can launch their server."""
+
+    if TYPE_CHECKING:
+        launch: LaunchSpec | None
+
+    @property
+    def cell_gpus(self) -> float:
+        """The launched server's ``num_gpus`` (an attached server holds its GPUs elsewhere)."""
+        return self.launch.num_gpus if self.launch is not None else 0.0
+
+
+class VllmEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     """A vLLM OpenAI-compatible server: attached (``url``) or launched (``launch``)."""
 
     kind: Literal["vllm"] = "vllm"
@@ -146,7 +177,7 @@ class VllmEngineSpec(_ServerSpecMixin, EngineSpec):
         return cls(url=_PLACEHOLDER_URL)
 
 
-class SglangEngineSpec(_ServerSpecMixin, EngineSpec):
+class SglangEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     """SGLang: native ``@sgl.function`` programs, on a server or on the embedded backend."""
 
     kind: Literal["sglang"] = "sglang"
