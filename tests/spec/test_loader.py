@@ -224,6 +224,15 @@ CASES = [
         "suites/s.yaml:5:5: engines[0]: missing required field 'url'",
     ),
     Case(
+        "engine-url-and-launch",
+        {
+            "suites/s.yaml": SUITE
+            + "engines:\n  - kind: sglang\n    url: http://a:1\n    launch: {model: m}\n"
+        },
+        "suites/s.yaml:5:5: engines[0]: engine 'sglang': give 'url' (attach to a running server) or 'launch' "
+        "(start one), not both",
+    ),
+    Case(
         "engine-without-kind",
         {"suites/s.yaml": SUITE + "engines:\n  - name: x\n"},
         "suites/s.yaml:5:5: engines[0]: missing required field 'kind'",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from typing_extensions import Self
 
 from structbench.ir import ConstraintKind
@@ -142,6 +142,14 @@ class _ServerSpecMixin:
         return self.api_key_env
 
 
+def _one_way_in(url: str | None, launch: LaunchSpec | None, name: str) -> None:
+    # Both would be ambiguous: attaching ignored the launch before, silently.
+    if url is not None and launch is not None:
+        raise ValueError(
+            f"engine '{name}': give 'url' (attach to a running server) or 'launch' (start one), not both"
+        )
+
+
 class _LaunchGpusMixin:
     """``cell_gpus`` for specs that can launch their server."""
 
@@ -176,6 +184,11 @@ class VllmEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
         """A spec with a placeholder URL: ``url`` or ``launch`` is required, compile uses neither."""
         return cls(url=_PLACEHOLDER_URL)
 
+    @model_validator(mode="after")
+    def _url_or_launch(self) -> Self:
+        _one_way_in(self.url, self.launch, self.name)
+        return self
+
 
 class SglangEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     """SGLang: native ``@sgl.function`` programs, on a server or on the embedded backend."""
@@ -196,6 +209,11 @@ class SglangEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     request_timeout_s: float = 600.0
     cache: Literal["on", "off"] = "on"
     """Radix cache for launched servers (off adds --disable-radix-cache)."""
+
+    @model_validator(mode="after")
+    def _url_or_launch(self) -> Self:
+        _one_way_in(self.url, self.launch, self.name)
+        return self
 
 
 class OpenAIEngineSpec(_ServerSpecMixin, EngineSpec):
