@@ -78,8 +78,16 @@ def compile_item(engine: Engine, item: WorkItem, seed: int = 0) -> Compiled:
     Answers of earlier turns are unknown before running and appear as placeholders.
     """
     plans = [engine.plan(gen) for _, _, gen in item.gens()]
-    strategies = tuple(p.strategy for p in plans)
+    strategies = tuple("unsupported" if p.unsupported else p.strategy for p in plans)
     if isinstance(engine, NativeProgram) and engine.native_mode:
+        unsupported = list(dict.fromkeys(p.unsupported for p in plans if p.unsupported))
+        if unsupported:
+            # As in a run (_unsupported_program): a program with a hole in it never runs, so
+            # there is no program to show, only why.
+            why = "\n".join(f"# {u}" for u in unsupported)
+            return Compiled(
+                engine.name, item.item_id, f"{why}\n# (no program: the item is not run)\n", strategies
+            )
         return Compiled(engine.name, item.item_id, engine.native_source(item), strategies)
     chunks: list[str] = []
     plan_of = iter(plans)
