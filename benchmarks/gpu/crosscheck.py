@@ -31,7 +31,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, cast
@@ -57,7 +57,7 @@ from crosscheck_results import (
     parse_structbench,
     parse_vllm,
 )
-from crosscheck_server import cache_counters, flush, record_versions, server_ttft, warm_up
+from crosscheck_server import cache_counters, flush, record_versions, server_ttft, serving, warm_up
 from crosscheck_workload import (
     ChatTokenizer,
     TokenCounter,
@@ -231,14 +231,20 @@ def _proc_cpu_s(pid: int) -> float | None:
 
 
 def run_sampled(
-    argv: Sequence[str], env: dict[str, str], log: IO[str], timeout_s: float
+    argv: Sequence[str],
+    env: dict[str, str],
+    log: IO[str],
+    timeout_s: float,
+    loaded: Callable[[], bool] | None = None,
 ) -> tuple[int, bool, float]:
     """Run one client to its end: (exit code, 124 when killed at ``timeout_s``; timed out; peak).
 
     The peak is the client's busiest 1-s CPU window.
 
     The window is in cores, sampled every 0.5 s: near 1.0 means the client, not the server, set
-    the pace (the whole-process total also holds imports and tokenizer loading).
+    the pace (the whole-process total also holds imports and tokenizer loading). With ``loaded``
+    (e.g. "the server has requests running"), only windows that end under load count: a client's
+    start-up (imports, tokenizer threads) would otherwise be its busiest second.
     """
     t0, peak = time.monotonic(), 0.0
     samples: list[tuple[float, float]] = []
@@ -259,7 +265,7 @@ def run_sampled(
         samples.append((now, cpu))
         while len(samples) > 2 and now - samples[1][0] >= 1.0:
             samples.pop(0)  # keep the newest sample at least 1 s old as the window's start
-        if now - samples[0][0] >= 1.0:
+        if now - samples[0][0] >= 1.0 and (loaded is None or loaded()):
             peak = max(peak, (cpu - samples[0][1]) / (now - samples[0][0]))
 
 
@@ -273,7 +279,8 @@ def run_arm(arm: Arm, cfg: PlanConfig, timeout_s: float, flush_attempts: int = 1
     t0, cpu0 = time.monotonic(), _children_cpu_s()
     error = None
     with (arm.outdir / "log.txt").open("w", encoding="utf-8") as log:
-        rc, timed_out, peak = run_sampled(arm.argv, {**os.environ, **dict(arm.env)}, log, timeout_s)
+        env = {**os.environ, **dict(arm.env)}
+        rc, timed_out, peak = run_sampled(arm.argv, env, log, timeout_s, lambda: serving(arm.engine, t.url))
     if timed_out:
         error = f"timed out after {timeout_s:.0f} s"
     wall, cpu = time.monotonic() - t0, _children_cpu_s() - cpu0

@@ -120,6 +120,16 @@ def cache_counters(engine: str, url: str) -> tuple[float, float] | None:
     return counters[hits], counters[queries]
 
 
+#: Gauges of the requests a server is running now.
+RUNNING_GAUGES: dict[str, str] = {"vllm": "vllm:num_requests_running", "sglang": "sglang:num_running_reqs"}
+
+
+def serving(engine: str, url: str) -> bool:
+    """Whether the server is running requests now (False when /metrics does not say)."""
+    reply = request("GET", url.rstrip("/") + "/metrics", timeout_s=1.0)
+    return reply.status == 200 and parse_counters(reply.body).get(RUNNING_GAUGES[engine], 0.0) > 0
+
+
 def server_ttft(engine: str, url: str) -> tuple[float, float] | None:
     """The server's TTFT histogram (seconds summed, requests counted), or None when /metrics lacks it."""
     reply = request("GET", url.rstrip("/") + "/metrics")

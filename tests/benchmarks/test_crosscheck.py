@@ -404,8 +404,10 @@ def test_run_sampled_tells_a_busy_client_from_an_idle_one(tmp_path: Path) -> Non
         rc_busy, out_busy, peak_busy = run_sampled(busy, env, log, timeout_s=60)
         rc_idle, out_idle, peak_idle = run_sampled(idle, env, log, timeout_s=60)
         rc_hung, out_hung, _ = run_sampled(idle, env, log, timeout_s=0.6)
+        _, _, peak_unloaded = run_sampled(busy, env, log, timeout_s=60, loaded=lambda: False)
     assert (rc_busy, out_busy, rc_idle, out_idle) == (0, False, 0, False)
     assert peak_busy > 0.3 > peak_idle  # loose: a loaded 2-core machine still shows the gap
+    assert peak_unloaded == 0.0  # no window ended while the server was serving: none counts
     assert (rc_hung, out_hung) == (124, True)
 
 
@@ -492,13 +494,15 @@ def test_server_ttft_reads_the_histogram_and_enters_the_entries() -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from crosscheck_server import server_ttft
+    from crosscheck_server import server_ttft, serving
 
     body = (
         "# TYPE vllm:time_to_first_token_seconds histogram\n"
         'vllm:time_to_first_token_seconds_bucket{le="0.1",model_name="m"} 3\n'
         'vllm:time_to_first_token_seconds_sum{model_name="m"} 1.5\n'
         'vllm:time_to_first_token_seconds_count{model_name="m"} 6\n'
+        'vllm:num_requests_running{model_name="m"} 2\n'
+        'sglang:num_running_reqs{model_name="m"} 0\n'
     )
 
     class Handler(BaseHTTPRequestHandler):
@@ -516,6 +520,8 @@ def test_server_ttft_reads_the_histogram_and_enters_the_entries() -> None:
     try:
         assert server_ttft("vllm", url) == (1.5, 6.0)
         assert server_ttft("sglang", url) is None  # another engine's histogram is not this one
+        assert serving("vllm", url) is True and serving("sglang", url) is False
+        assert serving("vllm", "http://127.0.0.1:9") is False  # unreachable: not serving
     finally:
         server.shutdown()
     sb = dataclasses.replace(_outcome("structbench", 0, _metrics(100.0, 10.0)), server_ttft=(2.0, 4.0))
