@@ -6,6 +6,7 @@ on the event loop.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +84,22 @@ def run_program(run: ProgramRun) -> list[CallMeasure]:
             # Fork states are not ended by run(); end them so their worker threads exit now.
             for st in branches:
                 st.stream_executor.end()
+        _join_workers([state, *branches])
     return out
+
+
+def _join_workers(states: list[Any], timeout_s: float = 5.0) -> None:
+    """Wait for the ended states' worker threads, so that their ``__del__`` finds them stopped.
+
+    ``ProgramState.__del__`` calls ``is_alive()`` on its worker. On CPython 3.11 that call, on a
+    finished but never joined thread, takes ``threading._shutdown_locks_lock``; when the garbage
+    collector runs the ``__del__`` inside ``Thread.start()``, which holds that lock, the process
+    deadlocks (seen once in a CI rehearsal). A joined thread answers from its stopped flag.
+    """
+    for st in {id(st): st for st in states}.values():
+        worker = getattr(getattr(st, "stream_executor", None), "worker", None)
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout_s)
 
 
 def perf_to_driver(clock: Clock) -> ToDriver:
