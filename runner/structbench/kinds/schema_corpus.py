@@ -87,10 +87,7 @@ def load_corpus(refs: Refs, spec: SchemaCorpusTaskSpec, rows: list[dict[str, Any
 
 def _dir_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
     assert spec.schema_dir is not None
-    try:
-        folder = resolve_ref(spec.schema_dir, refs.base_dir, refs.root)
-    except PathEscape as e:
-        raise refs.doc.error(("schema_dir",), str(e)) from None
+    folder = _resolve_folder(refs, "schema_dir", spec.schema_dir)
     if not folder.is_dir():
         raise refs.doc.error(("schema_dir",), f"not a folder: {display_path(folder)}")
     skip = {spec.index, spec.examples}
@@ -121,6 +118,13 @@ def _dir_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
     return out
 
 
+def _resolve_folder(refs: Refs, field: str, ref: str) -> Path:
+    try:
+        return resolve_ref(ref, refs.base_dir, refs.root)
+    except PathEscape as e:
+        raise refs.doc.error((field,), str(e)) from None
+
+
 def _source_field(spec: SchemaCorpusTaskSpec) -> str:
     """The spec field that names where the rows came from (for errors about the rows)."""
     if spec.id_field:
@@ -131,10 +135,7 @@ def _source_field(spec: SchemaCorpusTaskSpec) -> str:
 def _subset_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
     """Rows of a JSONSchemaBench-layout folder: ``data/<subset>/*.json``, ids ``<subset>/<file>``."""
     assert spec.subsets_dir is not None
-    try:
-        root = resolve_ref(spec.subsets_dir, refs.base_dir, refs.root)
-    except PathEscape as e:
-        raise refs.doc.error(("subsets_dir",), str(e)) from None
+    root = _resolve_folder(refs, "subsets_dir", spec.subsets_dir)
     data = root / "data" if (root / "data").is_dir() else root
     found = {p.name: p for p in data.iterdir() if p.is_dir()} if data.is_dir() else {}
     if not found:
