@@ -132,3 +132,45 @@ def test_each_cell_writes_its_own_records_and_the_run_none(run_dir: Path) -> Non
     # The one reader yields them cell by cell, in the manifest's order.
     cells = [r.cell_id for r in run_records(run_dir, [c.cell_id for c in m.cells])]
     assert cells == ["v.pick.c2"] * 4 + ["v-nocache.pick.c2"] * 4
+
+
+def test_requests_per_concurrency_sizes_each_cell_from_one_item_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(CONFIG))
+    monkeypatch.setattr(run_mod, "create_engine", lambda spec, env: FakeEngine(spec.name, "on", str(model)))
+    path = _suite(tmp_path, model)
+    suite = json.loads(path.read_text())
+    suite["engines"] = suite["engines"][:1]
+    # c1 sends max(2 * 1, 3) = 3 items, c4 sends 2 * 4 = 8 (the 3 rows cycled).
+    suite["load"] = {"concurrency": [1, 4], "requests_per_concurrency": 2, "num_requests": 3, "warmup": 0}
+    path.write_text(json.dumps(suite))
+    run_dir = run_mod.run_suite(run_mod.RunOptions(path, tmp_path / "results", progress=False)).run_dir
+    m = RunManifest.read(run_dir)
+    assert {c.cell_id: c.items for c in m.cells} == {"v.pick.c1": 3, "v.pick.c4": 8}
+    sent = {
+        c.cell_id: [r.item_id for r in read_records(cell_records_path(run_dir, c.cell_id))] for c in m.cells
+    }
+    assert (len(sent["v.pick.c1"]), len(set(sent["v.pick.c4"]))) == (3, 8)
+    # The smaller cell sends the first items of the bigger one's list: the cells share prompts.
+    assert set(sent["v.pick.c1"]) < set(sent["v.pick.c4"])
+    # A resume redoes a cell with the count it was planned with, not the whole item list.
+    from structbench.resume import plan_resume
+    from structbench.spec.loader import load_suite
+
+    (run_dir / "cells" / "v.pick.c1" / "cell.json").unlink()
+    cell_records_path(run_dir, "v.pick.c1").write_text("")
+    plan = plan_resume(run_dir, m, load_suite(path))
+    assert [(w.cell.cell_id, len(w.items)) for w in plan.work] == [("v.pick.c1", 3)]
+
+
+def test_requests_per_concurrency_needs_a_closed_loop() -> None:
+    from structbench.spec.suite import LoadSpec
+
+    with pytest.raises(ValueError, match="requests_per_concurrency needs mode: concurrency"):
+        LoadSpec(mode="rate", requests_per_concurrency=4)
+    spec = LoadSpec(concurrency=(1, 16, 256), requests_per_concurrency=4, num_requests=32)
+    assert [spec.items_for(c) for c in (1, 16, 256)] == [32, 64, 1024]
+    assert spec.items_to_plan() == 1024 and LoadSpec(num_requests=5).items_to_plan() == 5

@@ -8,6 +8,7 @@
 #                                                   # report; PATHS: vllm-chat,sglang-generate,sglang-oai-chat
 #   bash benchmarks/gpu/crosscheck.sh solo ENGINE [PATHS]  # one server at a time: stop the other engine's,
 #                                                   # start ENGINE's alone (vllm|sglang), wait, then `run` its paths
+#   bash benchmarks/gpu/crosscheck.sh convert       # only convert the GGUF (suite.sh's first step)
 #   bash benchmarks/gpu/crosscheck.sh stop          # stop the two servers this script started
 #
 # `solo` gives each engine the whole GPU (its memory fraction counts only its own memory; with both
@@ -188,7 +189,9 @@ case "${1:-}" in
     wait_healthy "$eng" "$port" || exit 1
     backends "$eng"
     run_paths "$paths" ;;
+  convert)
+    convert ;;
   stop)
     for s in sglang vllm; do stop_server "$s"; done ;;
-  *) sed -n '2,18p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

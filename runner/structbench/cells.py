@@ -58,6 +58,9 @@ class Cell:
     point: LoadPoint
     #: The engine spec's ``cache`` (on/off arm of a cache comparison); None when it has none.
     cache_arm: CacheArm | None = None
+    #: The cell sends the first ``items`` of its task's items (``requests_per_concurrency``);
+    #: None: all of them.
+    items: int | None = None
 
     def entry(self, cache_pair: str | None = None, node: str | None = None) -> CellEntry:
         """Manifest form (the cache pair and node are known once the engine has started)."""
@@ -69,6 +72,7 @@ class Cell:
             cache_arm=self.cache_arm,
             cache_pair=cache_pair,
             node=node,
+            items=self.items,
         )
 
 

@@ -23,6 +23,7 @@ The cell's previous ``cell.json`` is kept as ``cell.attempt<N>.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -35,7 +36,7 @@ from structbench.ir import WorkItem, item_from_dict
 from structbench.manifest import utc_stamp
 from structbench.metrics.calls import final_attempts
 from structbench.records import CallRecord, open_text, run_records
-from structbench.run import RunOutcome, finish_run, plan_cells, preflight
+from structbench.run import RunOutcome, cell_items, finish_run, plan_cells, preflight
 from structbench.runfolder import CELL_FILE, CellFile, ResumedCell, ResumeEntry, RunManifest
 from structbench.spec.adhoc import ADHOC_SUITE_FILE
 from structbench.spec.loader import LoadedSuite, load_suite, resolved_dict
@@ -82,7 +83,12 @@ def plan_resume(run_dir: Path, manifest: RunManifest, suite: LoadedSuite) -> Res
     """Decide which cells and items to run again (pure apart from reading the folder)."""
     items = read_items(run_dir / "items.jsonl")
     recorded = [c.cell_id for c in manifest.cells]
-    cells = {c.cell_id: c for c in plan_cells(suite, suite.spec.engines)}
+    # The item counts the run was planned with (a -n override included), not the suite's now.
+    counts = {c.cell_id: c.items for c in manifest.cells}
+    cells = {
+        c.cell_id: dataclasses.replace(c, items=counts.get(c.cell_id, c.items))
+        for c in plan_cells(suite, suite.spec.engines)
+    }
     missing = [c for c in recorded if c not in cells]
     if missing:
         raise UserError(f"{run_dir}: the suite no longer has the cells {', '.join(missing)}; cannot resume")
@@ -95,7 +101,7 @@ def plan_resume(run_dir: Path, manifest: RunManifest, suite: LoadedSuite) -> Res
             kept.append(cell_id)
             continue
         mine = [r for r in records if r.cell_id == cell_id]
-        todo = unfinished_items(items.get(cell.task, []), mine)
+        todo = unfinished_items(cell_items(cell, items.get(cell.task, [])), mine)
         if todo:
             work.append(CellWork(cell, todo, max((r.attempt for r in mine), default=0) + 1, tuple(mine)))
         else:

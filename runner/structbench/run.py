@@ -43,6 +43,7 @@ from structbench.scoring.judge import judged_tasks
 from structbench.spec.adhoc import RunFlags, suite_for_run
 from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import LoadedSuite, resolved_dict
+from structbench.spec.suite import LoadSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +81,17 @@ def run_suite(opts: RunOptions) -> RunOutcome:
     seed = suite.spec.seed if opts.seed is None else opts.seed
     engines = _select_engines(suite, pick.engines or opts.engines)
     preflight(engines, opts.executor)
-    items = plan_items(suite, seed, opts.num_requests or suite.spec.load.num_requests)
-    cells = plan_cells(suite, engines)
+    load = suite.spec.load
+    if opts.num_requests is not None:
+        load = load.model_copy(update={"num_requests": opts.num_requests})
+    items = plan_items(suite, seed, load.items_to_plan())
+    cells = plan_cells(suite, engines, load)
     run_dir = _new_run_dir(opts.results_root, suite.spec.name)
     manifest = _initial_manifest(suite, run_dir, seed, cells)
     manifest = manifest.model_copy(update={"executor": opts.executor.kind})
     manifest.write(run_dir)
     _write_items(run_dir / "items.jsonl", items)
-    work = [CellWork(c, items[c.task]) for c in cells]
+    work = [CellWork(c, cell_items(c, items[c.task])) for c in cells]
     knobs = RunKnobs(seed, suite.spec.load.warmup, opts.progress, suite.spec.load.reset_cache, opts.executor)
     return finish_run(suite, run_dir, manifest, engines, work, knobs)
 
@@ -149,15 +153,32 @@ def plan_items(suite: LoadedSuite, seed: int, num_requests: int | None) -> dict[
     }
 
 
-def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec]) -> list[Cell]:
-    """Every engine x task x load point, in run order (engine-major, so each engine starts once)."""
-    points = load_points(suite.spec.load)
+def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec], load: LoadSpec | None = None) -> list[Cell]:
+    """Every engine x task x load point, in run order (engine-major, so each engine starts once).
+
+    ``load`` is the suite's, with the command line's overrides (default: the suite's own).
+    """
+    load = load or suite.spec.load
+    points = load_points(load)
+    per_point = load.requests_per_concurrency is not None
     return [
-        Cell(f"{e.name}.{t.spec.name}.{p.label}", e.name, t.spec.name, p, spec_cache_arm(e.model_dump()))
+        Cell(
+            f"{e.name}.{t.spec.name}.{p.label}",
+            e.name,
+            t.spec.name,
+            p,
+            spec_cache_arm(e.model_dump()),
+            load.items_for(p.concurrency) if per_point else None,
+        )
         for e in engines
         for t in suite.tasks
         for p in points
     ]
+
+
+def cell_items(cell: Cell, items: list[WorkItem]) -> list[WorkItem]:
+    """The items ``cell`` sends: the first ``cell.items`` of its task's, or all of them."""
+    return items if cell.items is None else items[: cell.items]
 
 
 def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -> None:

@@ -18,6 +18,7 @@ from structbench.engines.launch import ServerConfig, ServerProcess, command, fla
 from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire, completion_prompt
 from structbench.engines.prom import Snapshot, info_labels, parse_metrics
 from structbench.engines.registry import EngineEnv
+from structbench.engines.server_log import read_head, vllm_facts
 from structbench.engines.stream import ClientConfig, HttpClient, ServerFacts
 from structbench.engines.tokenize import prompt_tokens
 from structbench.errors import UserError
@@ -150,6 +151,8 @@ class VllmEngine:
             extra.append(("max_model_len", str(facts.max_model_len)))
         cache = await self._cache_config()
         extra += [(f"cache_config.{k}", v) for k, v in sorted(cache.items()) if k != "engine"]
+        if self._server is not None:  # kernels and KV capacity: only the start-up log says
+            extra += vllm_facts(read_head(self._server.cfg.log_path))
         block = cache_block_size(cache)
         launch = self.spec.launch
         dtype = flag_value(launch.args, "--dtype") if launch is not None else None

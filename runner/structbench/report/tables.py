@@ -177,6 +177,24 @@ def problems_table(summary: RunSummary) -> Table | None:
     )
 
 
+#: Server facts that tell two runs of one engine apart (engines/server_log.py), as the header says them.
+_KERNEL_FACTS = (
+    ("attention_backend", "attention"),
+    ("grammar_backend", "grammar"),
+    ("kv_cache_tokens", "KV"),
+)
+
+
+def _kernels(extra: tuple[tuple[str, str], ...]) -> str:
+    facts = dict(extra)
+    parts = [
+        f"{label} {int(v):,} tokens" if key == "kv_cache_tokens" and v.isdigit() else f"{label} {v}"
+        for key, label in _KERNEL_FACTS
+        if (v := facts.get(key))
+    ]
+    return f"[{', '.join(parts)}]" if parts else ""
+
+
 def _model(model: str) -> str:
     # A local checkpoint path says little beyond its folder name; hub ids stay whole.
     return PurePath(model).name if model.startswith(("/", "./", "~")) else model
@@ -186,7 +204,17 @@ def header_rows(summary: RunSummary) -> tuple[tuple[str, str], ...]:
     """The run header as (label, value) pairs."""
     r = summary.run
     engines = "; ".join(
-        " ".join(x for x in (f"{e.name}:", e.kind, _model(e.model), e.version and f"({e.version})") if x)
+        " ".join(
+            x
+            for x in (
+                f"{e.name}:",
+                e.kind,
+                _model(e.model),
+                e.version and f"({e.version})",
+                _kernels(e.extra),
+            )
+            if x
+        )
         for e in r.engines
     )
     keep_hw = ("platform", "cpu_count", "gpus", "memory_bytes")

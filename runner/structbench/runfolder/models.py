@@ -131,6 +131,8 @@ class CellEntry(Frozen):
     """Set once the engine started (it depends on the served model); None: not an arm."""
     node: str | None = None
     """The Ray node that ran the cell (``--executor ray``); None: the driver's own process."""
+    items: int | None = None
+    """The cell sends its task's first ``items`` items (``requests_per_concurrency``); None: all."""
 
 
 class SloFacts(Frozen):

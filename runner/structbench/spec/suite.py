@@ -38,12 +38,35 @@ class LoadSpec(_Frozen):
     """Cap on in-flight items in ``rate`` mode."""
     num_requests: int | None = Field(default=None, gt=0)
     """Work items per task (rows are cycled when fewer); None = every row once."""
+    requests_per_concurrency: int | None = Field(default=None, gt=0)
+    """Closed loop only: each concurrency ``c`` sends ``k * c`` items (at least ``num_requests``),
+    so a sweep from 1 to 256 neither waits minutes at c1 nor stays in a start-up wave at c256.
+    Every cell sends the first items of one list, so the cells share their prompts."""
     reset_cache: bool = True
     """Flush the engine's prefix cache before each cell (vLLM ``/reset_prefix_cache``, SGLang
     ``/flush_cache``), so load points of a sweep, which repeat the same prompts, don't warm each other.
     cell.json records whether the server accepted."""
     warmup: int = Field(default=1, ge=0)
     """Warm-up items per cell, excluded from metrics."""
+
+    @model_validator(mode="after")
+    def _per_concurrency_needs_closed_loop(self) -> LoadSpec:
+        if self.requests_per_concurrency is not None and self.mode != "concurrency":
+            raise ValueError("requests_per_concurrency needs mode: concurrency")
+        return self
+
+    def items_for(self, concurrency: int | None) -> int | None:
+        """Items one cell sends (None = every row once)."""
+        k = self.requests_per_concurrency
+        if k is None or concurrency is None:
+            return self.num_requests
+        return max(k * concurrency, self.num_requests or 0)
+
+    def items_to_plan(self) -> int | None:
+        """Items to expand per task: enough for the largest cell."""
+        if self.requests_per_concurrency is None:
+            return self.num_requests
+        return max(self.items_for(c) or 0 for c in self.concurrency)
 
     @field_validator("concurrency", "rate", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ sglang, torch and transformers are imported only when the engine starts.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -169,6 +170,7 @@ class SglangEngine:
         )
 
     async def _start_runtime(self) -> EngineInfo:
+        from structbench.engines.server_log import read_head, sglang_facts
         from structbench.engines.sglang.server import server_facts, server_process
 
         if not self._url and self.spec.launch is None:
@@ -202,6 +204,10 @@ class SglangEngine:
                 *self._info_extra(source),
                 ("server_version", facts.version),
                 ("server_info", facts.server_args),
+                *sglang_facts(
+                    json.loads(facts.server_args or "{}"),
+                    read_head(self._server.cfg.log_path if self._server is not None else None),
+                ),
             ),
             cache_block_size=facts.page_size,
             dtype=flag_value(self.spec.launch.args, "--dtype") if self.spec.launch is not None else None,
