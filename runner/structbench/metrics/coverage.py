@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from structbench.kinds.corpus_features import feature_order
 from structbench.metrics.calls import measured
-from structbench.metrics.cell import CellSummary
-from structbench.metrics.cost import CostSummary, corpus_meta, summarize_cost
-from structbench.metrics.inputs import SummaryOptions
+from structbench.metrics.cost import corpus_meta
 from structbench.metrics.scores import ScoreRate, score_rate
 from structbench.records import CallRecord, is_rejection
 from structbench.scoring.score_run import RecordKey, ScoredRecord, record_key
@@ -41,7 +39,6 @@ from structbench.stats import derive_seed
 
 __all__ = [
     "CorpusCall",
-    "CorpusSummary",
     "CoverageStats",
     "EngineCoverage",
     "Outcome",
@@ -51,7 +48,6 @@ __all__ = [
     "engine_coverage",
     "failing_keyword",
     "is_rejection",
-    "summarize_corpus",
 ]
 
 Outcome = Literal["valid", "invalid", "truncated", "unsupported", "timeout", "invalid_schema", "error"]
@@ -155,18 +151,6 @@ class EngineCoverage:
             "silent_by_keyword": dict(self.keywords),
             "failures": [{"schema_id": s, "outcome": o, "reason": r} for s, o, r in self.failures],
         }
-
-
-@dataclass(frozen=True, slots=True)
-class CorpusSummary:
-    """Everything the coverage section of a report shows."""
-
-    coverage: tuple[EngineCoverage, ...] = ()
-    cost: CostSummary = field(default_factory=CostSummary)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON form for ``summary.json``'s ``corpus`` key."""
-        return {"coverage": [c.to_dict() for c in self.coverage], **self.cost.to_dict()}
 
 
 def failing_keyword(reason: str) -> str | None:
@@ -313,30 +297,3 @@ def engine_coverage(
         keywords=tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         failures=failures[:_MAX_FAILURES],
     )
-
-
-def summarize_corpus(
-    records: Sequence[CallRecord],
-    scored: Mapping[RecordKey, ScoredRecord],
-    cells: Sequence[CellSummary],
-    options: SummaryOptions,
-) -> CorpusSummary | None:
-    """Coverage and cost of every ``schema_corpus`` task of a run; None when it has none.
-
-    Args:
-        records: Every record of the run (warm-up included: compile times skip schemas
-            the warm-up compiled).
-        scored: Scores by record key (``schema_valid`` decides validity).
-        cells: The run's cell summaries (throughput and TPOT for the cost ratios).
-        options: Bootstrap resamples and seed.
-    """
-    if not any(corpus_meta(r) is not None for r in records):
-        return None
-    calls = corpus_calls(records, scored)
-    groups: dict[tuple[str, str], list[CorpusCall]] = {}
-    for c in calls:
-        groups.setdefault((c.engine, c.task), []).append(c)
-    coverage = tuple(
-        engine_coverage(e, t, cs, options.bootstrap, options.seed) for (e, t), cs in groups.items()
-    )
-    return CorpusSummary(coverage, summarize_cost(records, cells))

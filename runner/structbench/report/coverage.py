@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from structbench.metrics import RunSummary
+from structbench.metrics.corpus import CorpusSummary
 from structbench.metrics.cost import CompileCost, StructureCost, UniqueCost
-from structbench.metrics.coverage import CorpusSummary, CoverageStats, EngineCoverage
+from structbench.metrics.coverage import CoverageStats, EngineCoverage
 from structbench.report import fmt
+from structbench.report.backend_matrix import matrix_tables
 from structbench.report.plots import Plot
 from structbench.report.tables import Table
 
@@ -196,6 +198,7 @@ def coverage_tables(summary: RunSummary) -> list[Table]:
         covs = [c for c in corpus.coverage if c.task == t]
         by_subset = _subset_table(t, covs)
         out += [_feature_table(t, covs), *([by_subset] if by_subset is not None else [])]
+    out += matrix_tables(corpus.matrix)
     out += [t for t in (_keyword_table(corpus.coverage), _failure_table(corpus.coverage)) if t is not None]
     return out + _cost_tables(corpus)
 

@@ -81,6 +81,14 @@ def versions() -> str:
     return f"transformers {v('transformers')}, outlines {v('outlines')}, torch {v('torch')}"
 
 
+def grammar_info() -> tuple[tuple[str, str], ...]:
+    """The manifest's grammar facts: outlines (outlines-core indexes, llguidance for lark)."""
+    from structbench.engines.grammar_backend import grammar_extras, local_versions
+
+    dists = ("outlines_core", "outlines", "llguidance")
+    return grammar_extras("outlines", "embedded (the only backend)", local_versions(dists))
+
+
 class EmbeddedRuntime:
     """A loaded model with a continuous micro-batching worker thread.
 
