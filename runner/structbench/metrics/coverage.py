@@ -10,6 +10,9 @@ schema (:data:`Outcome`):
   nothing about enforcement (counted apart from ``invalid``);
 - ``unsupported``: the engine refused the schema (a *loud* rejection: "unsupported",
   a compile error, an HTTP 400/422);
+- ``compile_limit``: compiling the schema's grammar ran past the engine's time or memory
+  limit (the embedded engine's ``compile_timeout_s`` / ``compile_memory_mb``): not
+  accepted, and counted apart from the loud rejections;
 - ``timeout``: validating the output overran the per-output time limit;
 - ``invalid_schema``: the schema is invalid under its own draft: the corpus's fault,
   not the engine's; the reason says why;
@@ -29,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from structbench.engine_facts import COMPILE_LIMIT
 from structbench.kinds.corpus_features import feature_order
 from structbench.metrics.calls import measured
 from structbench.metrics.cost import corpus_meta
@@ -50,12 +54,15 @@ __all__ = [
     "is_rejection",
 ]
 
-Outcome = Literal["valid", "invalid", "truncated", "unsupported", "timeout", "invalid_schema", "error"]
+Outcome = Literal[
+    "valid", "invalid", "truncated", "unsupported", "compile_limit", "timeout", "invalid_schema", "error"
+]
 #: Combining a schema's calls: the first outcome present in this order wins. A broken
 #: schema is broken whatever the engine did; a timeout leaves the schema unjudged.
 _SEVERITY: tuple[Outcome, ...] = (
     "invalid_schema",
     "unsupported",
+    "compile_limit",
     "invalid",
     "truncated",
     "timeout",
@@ -101,6 +108,7 @@ class CoverageStats:
     truncated: int = 0
     timeouts: int = 0
     invalid_schemas: int = 0
+    compile_limits: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """JSON form for ``summary.json``."""
@@ -115,6 +123,7 @@ class CoverageStats:
             "truncated": self.truncated,
             "timeouts": self.timeouts,
             "invalid_schemas": self.invalid_schemas,
+            "compile_limits": self.compile_limits,
         }
 
 
@@ -173,6 +182,8 @@ def classify_call(rec: CallRecord, scored: ScoredRecord | None) -> tuple[Outcome
     if score is not None and score.reason.startswith("invalid schema"):
         return "invalid_schema", score.reason, None
     if rec.error is not None:
+        if rec.error.startswith(COMPILE_LIMIT):
+            return "compile_limit", rec.error, None
         return ("unsupported" if is_rejection(rec.error) else "error"), rec.error, None
     if score is None or score.value is None:
         if score is not None and score.reason.startswith("timeout"):
@@ -225,7 +236,7 @@ def _verdicts(calls: Sequence[CorpusCall]) -> dict[str, CorpusCall]:
 def coverage_stats(verdicts: Sequence[CorpusCall], bootstrap: int, seed: int) -> CoverageStats:
     """Declared, empirical and compliance rates over one verdict per schema."""
     judged = [v for v in verdicts if v.outcome not in _UNJUDGED]
-    accepted = [v for v in judged if v.outcome != "unsupported"]
+    accepted = [v for v in judged if v.outcome not in ("unsupported", "compile_limit")]
 
     def rate(name: str, vs: Sequence[CorpusCall], ok: frozenset[Outcome]) -> ScoreRate:
         values = [1.0 if v.outcome in ok else 0.0 for v in vs]
@@ -237,11 +248,12 @@ def coverage_stats(verdicts: Sequence[CorpusCall], bootstrap: int, seed: int) ->
         empirical=rate("empirical", judged, frozenset({"valid"})),
         compliance=rate("compliance", accepted, frozenset({"valid"})),
         silent=sum(v.outcome == "invalid" for v in judged),
-        loud=len(judged) - len(accepted),
+        loud=sum(v.outcome == "unsupported" for v in judged),
         errors=sum(v.outcome == "error" for v in verdicts),
         truncated=sum(v.outcome == "truncated" for v in verdicts),
         timeouts=sum(v.outcome == "timeout" for v in verdicts),
         invalid_schemas=sum(v.outcome == "invalid_schema" for v in verdicts),
+        compile_limits=sum(v.outcome == "compile_limit" for v in verdicts),
     )
 
 

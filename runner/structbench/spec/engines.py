@@ -133,6 +133,13 @@ class EmbeddedEngineSpec(EngineSpec):
     """JSON whitespace outlines allows; compact keeps a small model from looping on spaces."""
     grammar_backend: Literal["outlines"] = "outlines"
     """The grammar library: outlines (outlines-core indexes; llguidance for lark grammars)."""
+    compile_timeout_s: float | None = Field(default=60.0, gt=0)
+    """Longest one JSON schema or regex may take to compile; past it the request's verdict
+    is ``compile_limit`` and the run goes on. Compiles run in a child process when either
+    limit is set; None for both compiles in process, unlimited."""
+    compile_memory_mb: int | None = Field(default=4096, gt=0)
+    """Memory one compile may add to the compile process (its address space is capped);
+    past it the verdict is ``compile_limit``."""
 
     @property
     def cell_cpus(self) -> float:
