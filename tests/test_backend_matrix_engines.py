@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vllm_fixture import VLLM_CPU_ARGS, VLLM_CPU_ENV, vllm_python
 
 from structbench.engines.grammar_backend import library_versions
 from structbench.run import RunOptions, run_suite
+from vllm_fixture import VLLM_CPU_ARGS, VLLM_CPU_ENV, vllm_python
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "jsb_sample"
