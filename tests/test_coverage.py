@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from structbench.ir import Gen, JsonSchema
 from structbench.metrics import CellInfo, CellRuntime, CellSummary, LoadPoint, SummaryOptions, summarize_cell
+from structbench.metrics.corpus import summarize_corpus
 from structbench.metrics.cost import compile_costs, corpus_meta, structure_costs, task_roles, unique_costs
 from structbench.metrics.coverage import (
     classify_call,
@@ -18,7 +19,6 @@ from structbench.metrics.coverage import (
     engine_coverage,
     failing_keyword,
     is_rejection,
-    summarize_corpus,
 )
 from structbench.records import CallRecord
 from structbench.report.coverage import _subset_table
@@ -288,7 +288,7 @@ def test_summarize_corpus_only_for_corpus_runs() -> None:
     (cov,) = summary.coverage
     assert cov.overall.schemas == 5
     d = summary.to_dict()
-    assert set(d) == {"coverage", "compile", "structured_vs_free", "unique_vs_repeated"}
+    assert set(d) == {"coverage", "backend_matrix", "compile", "structured_vs_free", "unique_vs_repeated"}
     json.dumps(d)  # JSON-ready
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,36 @@ def test_corpus_coverage_on_vllm_cpu(vllm_url: str, tmp_path: Path) -> None:
     assert overall["declared"]["rate"] > 0
     assert overall["empirical"]["rate"] is not None
     assert "Schema coverage" in (run_dir / "report.md").read_text()
+
+
+@pytest.mark.embedded
+def test_a_pathological_schema_hits_the_compile_limit_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A string of maxLength 40000 takes minutes and GBs to index on SmolLM2's vocabulary."""
+    folder = tmp_path / "schemas"
+    folder.mkdir()
+    small = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    huge = {"type": "object", "properties": {"s": {"type": "string", "maxLength": 40000}}, "required": ["s"]}
+    (folder / "small.json").write_text(json.dumps(small))
+    (folder / "huge.json").write_text(json.dumps(huge))
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "task.yaml").write_text(
+        "name: limits\nkind: schema_corpus\nschema_dir: schemas\nrepeats: 2\nmax_tokens: 16\n"
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: limits\n"
+        "engines: [{kind: embedded, name: embedded, compile_timeout_s: 3, compile_memory_mb: 2048}]\n"
+        "tasks: [task.yaml]\n"
+        "load: {concurrency: [2], warmup: 0}\n"
+    )
+    t0 = time.perf_counter()
+    out = run_suite(RunOptions(suite, tmp_path / "res", progress=False))
+    assert out.failed_cells == ()
+    summary = json.loads((out.run_dir / "summary.json").read_text())
+    (cov,) = summary["corpus"]["coverage"]
+    overall = cov["overall"]
+    assert (overall["schemas"], overall["compile_limits"], overall["loud"]) == (2, 1, 0)
+    (failure,) = [f for f in cov["failures"] if f["schema_id"] == "huge"]
+    assert failure["outcome"] == "compile_limit" and failure["reason"].startswith("compile_limit: time:")
+    # The repeat of the huge schema failed at once: one limit's wait, not two.
+    assert time.perf_counter() - t0 < 240

@@ -425,3 +425,11 @@ def test_env_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     assert http_mod.env_proxy(URL("http://gpu-box:8000")) == "http://proxy:3128"
     assert http_mod.env_proxy(URL("https://gpu-box")) is None
     assert http_mod.env_proxy(URL("http://10.0.0.5:8000")) is None
+
+
+def test_a_control_path_keeps_its_query_string() -> None:
+    # vLLM's /server_info takes ?config_format=json; quoted into the path it would be a 404.
+    client = HttpClient(ClientConfig("e", "http://127.0.0.1:1/base/", 5.0))
+    url = client._url("/server_info?config_format=json")
+    assert (url.path, url.query_string) == ("/base/server_info", "config_format=json")
+    assert str(client._url("/metrics")) == "http://127.0.0.1:1/base/metrics"

@@ -22,21 +22,20 @@ SGLANG_LOG = """\
 """
 
 
-def test_vllm_log_gives_backend_kv_tokens_and_grammar_backend() -> None:
+def test_vllm_log_gives_attention_backend_and_kv_tokens() -> None:
     assert dict(vllm_facts(VLLM_LOG)) == {
         "attention_backend": "FLASH_ATTN",
         "flash_attn_version": "3",
         "kv_cache_tokens": "121936",
-        "grammar_backend": "auto",
     }
     assert vllm_facts("nothing useful\n") == ()
 
 
 def test_sglang_prefers_server_info_and_fills_nulls_from_the_log() -> None:
-    info = {"attention_backend": None, "grammar_backend": "xgrammar", "max_total_num_tokens": 122706}
+    info = {"attention_backend": None, "sampling_backend": "flashinfer", "max_total_num_tokens": 122706}
     assert dict(sglang_facts(info, SGLANG_LOG)) == {
         "attention_backend": "fa3",
-        "grammar_backend": "xgrammar",
+        "sampling_backend": "flashinfer",
         "kv_cache_tokens": "122706",
     }
     # An explicit backend in /server_info wins over the log's default line.

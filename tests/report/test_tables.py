@@ -9,7 +9,7 @@ from structbench.report.tables import header_rows
 def test_engine_header_shows_kernels_and_kv_tokens() -> None:
     facts = (("attention_backend", "FLASH_ATTN"), ("grammar_backend", "auto"), ("kv_cache_tokens", "121936"))
     engines = (
-        EngineRow("vllm", "vllm", "/tmp/payload/qwen-hf", "0.26.0", extra=(("cache", "on"), *facts)),
+        EngineRow("vllm", "vllm", "./models/qwen-hf", "0.26.0", extra=(("cache", "on"), *facts)),
         EngineRow("emb", "embedded", "smollm2", "1.0"),
     )
     rows = dict(header_rows(RunSummary(run=RunInfo("r", "s", engines=engines), cells=())))

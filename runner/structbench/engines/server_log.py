@@ -1,5 +1,7 @@
 """What a launched server says about its kernels and its KV cache, for the manifest.
 
+(The grammar backend and its library versions are engines/grammar_backend.py's.)
+
 Neither engine serves its attention backend or its KV-cache capacity over HTTP in every
 release (SGLang's ``/server_info`` has ``attention_backend: null`` when it picked the
 default; vLLM has no such route), but both print them at start-up. Engines that
@@ -23,7 +25,6 @@ _VLLM = (
     ("attention_backend", re.compile(r"Using (\w+) backend\b")),
     ("flash_attn_version", re.compile(r"Using FlashAttention version (\d+)")),
     ("kv_cache_tokens", re.compile(r"KV cache size: ([\d,]+) tokens")),
-    ("grammar_backend", re.compile(r"StructuredOutputsConfig\(backend='([\w-]+)'")),
 )
 _SGLANG_LOG = (
     ("attention_backend", re.compile(r"Use (\w+) backend by default")),
@@ -31,7 +32,6 @@ _SGLANG_LOG = (
 )
 _SGLANG_INFO = (
     ("attention_backend", "attention_backend"),
-    ("grammar_backend", "grammar_backend"),
     ("sampling_backend", "sampling_backend"),
     ("kv_cache_tokens", "max_total_num_tokens"),
 )
@@ -49,7 +49,7 @@ def read_head(path: Path | None) -> str:
 
 
 def vllm_facts(log: str) -> Facts:
-    """Attention backend, FlashAttention version, KV-cache tokens and grammar backend (first match each)."""
+    """Attention backend, FlashAttention version and KV-cache tokens (the first match of each)."""
     return _first_matches(log, _VLLM)
 
 

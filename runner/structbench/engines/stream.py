@@ -288,7 +288,10 @@ class HttpClient:
         # yarl parses and quotes a string URL on every request; a built URL object it reuses.
         url = self._urls.get(path)
         if url is None:
-            url = self._urls[path] = self._base.with_path(self._base.path.rstrip("/") + path)
+            # A query must not be quoted into the path (``/server_info?config_format=json``).
+            route, _, query = path.partition("?")
+            url = self._base.with_path(self._base.path.rstrip("/") + route)
+            url = self._urls[path] = url.with_query(query) if query else url
         return url
 
     def _require(self) -> aiohttp.ClientSession:

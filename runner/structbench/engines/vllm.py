@@ -14,6 +14,12 @@ from collections.abc import Mapping
 
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.engines.counters import neutral_counters
+from structbench.engines.grammar_backend import (
+    check_declared,
+    grammar_extras,
+    libraries_of,
+    library_versions,
+)
 from structbench.engines.launch import ServerConfig, ServerProcess, command, flag_value, free_port, server_env
 from structbench.engines.openai_wire import ConstraintPlan, OpenAIWire, completion_prompt
 from structbench.engines.prom import Snapshot, info_labels, parse_metrics
@@ -78,8 +84,14 @@ def cache_block_size(cache_config: dict[str, str]) -> int | None:
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
 
 
-def launch_argv(launch: LaunchSpec, port: int, cache: str) -> tuple[str, ...]:
-    """The server command line for a launched vLLM (structbench's flags, then the user's)."""
+def launch_argv(
+    launch: LaunchSpec, port: int, cache: str, grammar_backend: str | None = None
+) -> tuple[str, ...]:
+    """The server command line for a launched vLLM (structbench's flags, then the user's).
+
+    ``grammar_backend`` goes in as ``--structured-outputs-config '{"backend": ...}'``, the
+    form vLLM >= 0.11 reads (the older ``--guided-decoding-backend`` is gone).
+    """
     args = [
         "--model",
         launch.model,
@@ -91,6 +103,8 @@ def launch_argv(launch: LaunchSpec, port: int, cache: str) -> tuple[str, ...]:
     ]
     if cache == "off":
         args.append("--no-enable-prefix-caching")
+    if grammar_backend is not None:
+        args += ["--structured-outputs-config", json.dumps({"backend": grammar_backend})]
     return command(launch.python, VLLM_SERVER_MODULE, [*args, *launch.args])
 
 
@@ -154,6 +168,7 @@ class VllmEngine:
         if self._server is not None:  # kernels and KV capacity: only the start-up log says
             extra += vllm_facts(read_head(self._server.cfg.log_path))
         block = cache_block_size(cache)
+        extra += await self._grammar_facts()
         launch = self.spec.launch
         dtype = flag_value(launch.args, "--dtype") if launch is not None else None
         return EngineInfo(
@@ -166,6 +181,41 @@ class VllmEngine:
             cache_block_size=block,
             dtype=dtype,
         )
+
+    async def _grammar_facts(self) -> tuple[tuple[str, str], ...]:
+        """The structured-output backend the server runs, and its library's version.
+
+        Read from ``/server_info`` (dev mode: launched servers have it), else taken from
+        the spec; the version from the launched server's interpreter.
+        """
+        declared, launch = self.spec.grammar_backend, self.spec.launch
+        reported = await self._reported_backend()
+        check_declared(self.name, declared, reported)
+        backend = reported or declared
+        if reported is not None:
+            source = "server (/server_info)"
+        elif launch is not None:
+            source = "launch flag" if declared else "server default"
+        else:
+            source = "spec (attached server, not checked)" if declared else "unknown"
+        versions = None
+        if launch is not None:
+            dists = libraries_of(backend or "auto")
+            versions = await asyncio.to_thread(library_versions, launch.python, dists)
+        return grammar_extras(backend, source, versions)
+
+    async def _reported_backend(self) -> str | None:
+        """``structured_outputs_config.backend`` from the dev-mode ``/server_info``, or None."""
+        assert self._client is not None
+        reply = await self._client.fetch("GET", "/server_info?config_format=json")
+        if reply is None or reply.status != 200:
+            return None
+        try:
+            config = json.loads(reply.text).get("vllm_config") or {}
+            backend = config.get("structured_outputs_config", {}).get("backend")
+        except (ValueError, AttributeError):
+            return None
+        return backend if isinstance(backend, str) and backend else None
 
     async def _cache_config(self) -> dict[str, str]:
         """vLLM's cache configuration from ``/metrics`` (empty when unavailable)."""
@@ -183,7 +233,7 @@ class VllmEngine:
         self._server = ServerProcess(
             ServerConfig(
                 name=self.name,
-                argv=launch_argv(launch, port, self.spec.cache),
+                argv=launch_argv(launch, port, self.spec.cache, self.spec.grammar_backend),
                 log_path=log,
                 health_url=f"http://{launch.host}:{port}/health",
                 # Dev mode only adds /reset_prefix_cache, which run.py uses between cells.

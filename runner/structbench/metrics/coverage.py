@@ -10,6 +10,9 @@ schema (:data:`Outcome`):
   nothing about enforcement (counted apart from ``invalid``);
 - ``unsupported``: the engine refused the schema (a *loud* rejection: "unsupported",
   a compile error, an HTTP 400/422);
+- ``compile_limit``: compiling the schema's grammar ran past the engine's time or memory
+  limit (the embedded engine's ``compile_timeout_s`` / ``compile_memory_mb``): not
+  accepted, and counted apart from the loud rejections;
 - ``timeout``: validating the output overran the per-output time limit;
 - ``invalid_schema``: the schema is invalid under its own draft: the corpus's fault,
   not the engine's; the reason says why;
@@ -26,14 +29,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
+from structbench.engine_facts import COMPILE_LIMIT
 from structbench.kinds.corpus_features import feature_order
 from structbench.metrics.calls import measured
-from structbench.metrics.cell import CellSummary
-from structbench.metrics.cost import CostSummary, corpus_meta, summarize_cost
-from structbench.metrics.inputs import SummaryOptions
+from structbench.metrics.cost import corpus_meta
 from structbench.metrics.scores import ScoreRate, score_rate
 from structbench.records import CallRecord, is_rejection
 from structbench.scoring.score_run import RecordKey, ScoredRecord, record_key
@@ -41,7 +43,6 @@ from structbench.stats import derive_seed
 
 __all__ = [
     "CorpusCall",
-    "CorpusSummary",
     "CoverageStats",
     "EngineCoverage",
     "Outcome",
@@ -51,15 +52,17 @@ __all__ = [
     "engine_coverage",
     "failing_keyword",
     "is_rejection",
-    "summarize_corpus",
 ]
 
-Outcome = Literal["valid", "invalid", "truncated", "unsupported", "timeout", "invalid_schema", "error"]
+Outcome = Literal[
+    "valid", "invalid", "truncated", "unsupported", "compile_limit", "timeout", "invalid_schema", "error"
+]
 #: Combining a schema's calls: the first outcome present in this order wins. A broken
 #: schema is broken whatever the engine did; a timeout leaves the schema unjudged.
 _SEVERITY: tuple[Outcome, ...] = (
     "invalid_schema",
     "unsupported",
+    "compile_limit",
     "invalid",
     "truncated",
     "timeout",
@@ -105,6 +108,7 @@ class CoverageStats:
     truncated: int = 0
     timeouts: int = 0
     invalid_schemas: int = 0
+    compile_limits: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """JSON form for ``summary.json``."""
@@ -119,6 +123,7 @@ class CoverageStats:
             "truncated": self.truncated,
             "timeouts": self.timeouts,
             "invalid_schemas": self.invalid_schemas,
+            "compile_limits": self.compile_limits,
         }
 
 
@@ -157,18 +162,6 @@ class EngineCoverage:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class CorpusSummary:
-    """Everything the coverage section of a report shows."""
-
-    coverage: tuple[EngineCoverage, ...] = ()
-    cost: CostSummary = field(default_factory=CostSummary)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON form for ``summary.json``'s ``corpus`` key."""
-        return {"coverage": [c.to_dict() for c in self.coverage], **self.cost.to_dict()}
-
-
 def failing_keyword(reason: str) -> str | None:
     """The keyword of a ``schema_valid`` reason (``$.x: [pattern] ...``), or a failure kind."""
     m = _KEYWORD.match(reason)
@@ -189,6 +182,8 @@ def classify_call(rec: CallRecord, scored: ScoredRecord | None) -> tuple[Outcome
     if score is not None and score.reason.startswith("invalid schema"):
         return "invalid_schema", score.reason, None
     if rec.error is not None:
+        if rec.error.startswith(COMPILE_LIMIT):
+            return "compile_limit", rec.error, None
         return ("unsupported" if is_rejection(rec.error) else "error"), rec.error, None
     if score is None or score.value is None:
         if score is not None and score.reason.startswith("timeout"):
@@ -241,7 +236,7 @@ def _verdicts(calls: Sequence[CorpusCall]) -> dict[str, CorpusCall]:
 def coverage_stats(verdicts: Sequence[CorpusCall], bootstrap: int, seed: int) -> CoverageStats:
     """Declared, empirical and compliance rates over one verdict per schema."""
     judged = [v for v in verdicts if v.outcome not in _UNJUDGED]
-    accepted = [v for v in judged if v.outcome != "unsupported"]
+    accepted = [v for v in judged if v.outcome not in ("unsupported", "compile_limit")]
 
     def rate(name: str, vs: Sequence[CorpusCall], ok: frozenset[Outcome]) -> ScoreRate:
         values = [1.0 if v.outcome in ok else 0.0 for v in vs]
@@ -253,11 +248,12 @@ def coverage_stats(verdicts: Sequence[CorpusCall], bootstrap: int, seed: int) ->
         empirical=rate("empirical", judged, frozenset({"valid"})),
         compliance=rate("compliance", accepted, frozenset({"valid"})),
         silent=sum(v.outcome == "invalid" for v in judged),
-        loud=len(judged) - len(accepted),
+        loud=sum(v.outcome == "unsupported" for v in judged),
         errors=sum(v.outcome == "error" for v in verdicts),
         truncated=sum(v.outcome == "truncated" for v in verdicts),
         timeouts=sum(v.outcome == "timeout" for v in verdicts),
         invalid_schemas=sum(v.outcome == "invalid_schema" for v in verdicts),
+        compile_limits=sum(v.outcome == "compile_limit" for v in verdicts),
     )
 
 
@@ -313,30 +309,3 @@ def engine_coverage(
         keywords=tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         failures=failures[:_MAX_FAILURES],
     )
-
-
-def summarize_corpus(
-    records: Sequence[CallRecord],
-    scored: Mapping[RecordKey, ScoredRecord],
-    cells: Sequence[CellSummary],
-    options: SummaryOptions,
-) -> CorpusSummary | None:
-    """Coverage and cost of every ``schema_corpus`` task of a run; None when it has none.
-
-    Args:
-        records: Every record of the run (warm-up included: compile times skip schemas
-            the warm-up compiled).
-        scored: Scores by record key (``schema_valid`` decides validity).
-        cells: The run's cell summaries (throughput and TPOT for the cost ratios).
-        options: Bootstrap resamples and seed.
-    """
-    if not any(corpus_meta(r) is not None for r in records):
-        return None
-    calls = corpus_calls(records, scored)
-    groups: dict[tuple[str, str], list[CorpusCall]] = {}
-    for c in calls:
-        groups.setdefault((c.engine, c.task), []).append(c)
-    coverage = tuple(
-        engine_coverage(e, t, cs, options.bootstrap, options.seed) for (e, t), cs in groups.items()
-    )
-    return CorpusSummary(coverage, summarize_cost(records, cells))

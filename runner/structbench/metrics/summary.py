@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from structbench.metrics.cell import CellSummary
-from structbench.metrics.coverage import CorpusSummary
+from structbench.metrics.corpus import CorpusSummary
 from structbench.metrics.inputs import EngineRow, SummaryOptions, TaskRow
 from structbench.metrics.serialize import cell_to_dict
 

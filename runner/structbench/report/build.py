@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from structbench.metrics import CellSummary, RunSummary, summarize_cell
-from structbench.metrics.coverage import summarize_corpus
+from structbench.metrics.corpus import summarize_corpus
 from structbench.records import CallRecord
 from structbench.report.coverage import coverage_plots
 from structbench.report.csv_export import write_cell_csv
@@ -58,7 +58,7 @@ def _build(data: RunData) -> _Built:
     ]
     models = run_models(data.run_dir)
     cells = list(roofline_cells(cells, local_model_sizes(models), models.gpu))
-    corpus = summarize_corpus(data.records, by_key, cells, data.info.options)
+    corpus = summarize_corpus(data.records, by_key, cells, data.info.options, data.info.engines)
     return _Built(data, tuple(scored), RunSummary(run=data.info, cells=tuple(cells), corpus=corpus))
 
 

@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from structbench.metrics import RunSummary
+from structbench.metrics.corpus import CorpusSummary
 from structbench.metrics.cost import CompileCost, StructureCost, UniqueCost
-from structbench.metrics.coverage import CorpusSummary, CoverageStats, EngineCoverage
+from structbench.metrics.coverage import CoverageStats, EngineCoverage
 from structbench.report import fmt
+from structbench.report.backend_matrix import matrix_tables
 from structbench.report.plots import Plot
 from structbench.report.tables import Table
 
@@ -55,6 +57,10 @@ COVERAGE_GLOSSARY: tuple[tuple[str, str], ...] = (
     ("truncated", "schemas accepted whose output was cut by the token limit: neither valid nor silent"),
     ("timeout", "schemas whose output took longer to validate than the per-output limit: not counted"),
     ("bad schema", "schemas invalid under their own $schema draft: not counted; the reasons are listed"),
+    (
+        "compile limit",
+        "grammar compile past the engine's time or memory limit: not accepted, not loud",
+    ),
     ("compile ms", "TTFT of a schema's first request minus TTFT of its warm repeat"),
 )
 
@@ -74,6 +80,7 @@ def _stats_row(feature: str, engine: str, s: CoverageStats, ci: bool) -> tuple[s
         str(s.truncated),
         str(s.timeouts),
         str(s.invalid_schemas),
+        str(s.compile_limits),
     )
 
 
@@ -85,9 +92,9 @@ def _feature_table(task: str, covs: Sequence[EngineCoverage]) -> Table:
     headers = ("Feature", "Engine", "schemas", "declared %", "empirical %", "compliance %", "silent", "loud")
     return Table(
         f"Coverage by feature: {task}",
-        (*headers, "errors", "truncated", "timeout", "bad schema"),
+        (*headers, "errors", "truncated", "timeout", "bad schema", "compile limit"),
         tuple(rows),
-        ("l", "l", *("r",) * 10),
+        ("l", "l", *("r",) * 11),
         notes=(
             "One verdict per schema: valid only when every request for it validated; "
             "a truncated output (max_tokens) is neither valid nor a silent failure.",
@@ -105,9 +112,9 @@ def _subset_table(task: str, covs: Sequence[EngineCoverage]) -> Table | None:
     headers = ("Subset", "Engine", "schemas", "declared %", "empirical %", "compliance %", "silent", "loud")
     return Table(
         f"Coverage by subset: {task}",
-        (*headers, "errors", "truncated", "timeout", "bad schema"),
+        (*headers, "errors", "truncated", "timeout", "bad schema", "compile limit"),
         tuple(rows),
-        ("l", "l", *("r",) * 10),
+        ("l", "l", *("r",) * 11),
         notes=("One verdict per schema, as above; [95% CI] is a Wilson score interval over schemas.",),
     )
 
@@ -196,6 +203,7 @@ def coverage_tables(summary: RunSummary) -> list[Table]:
         covs = [c for c in corpus.coverage if c.task == t]
         by_subset = _subset_table(t, covs)
         out += [_feature_table(t, covs), *([by_subset] if by_subset is not None else [])]
+    out += matrix_tables(corpus.matrix)
     out += [t for t in (_keyword_table(corpus.coverage), _failure_table(corpus.coverage)) if t is not None]
     return out + _cost_tables(corpus)
 

@@ -18,6 +18,7 @@ from structbench.ir import ConstraintKind
 
 __all__ = [
     "DEFAULT_ENGINES",
+    "GRAMMAR_BACKENDS",
     "EmbeddedEngineSpec",
     "EngineSpec",
     "LaunchSpec",
@@ -28,6 +29,19 @@ __all__ = [
 
 _PLACEHOLDER_URL = "http://127.0.0.1:8000"
 """Stands in for a server URL where none is contacted (``structbench compile``)."""
+
+
+GRAMMAR_BACKENDS: dict[str, tuple[str, ...]] = {
+    "vllm": ("auto", "xgrammar", "guidance", "outlines"),
+    "sglang": ("xgrammar", "llguidance", "outlines"),
+    "embedded": ("outlines",),
+}
+"""The grammar backends each engine kind can be asked for (``grammar_backend``), under the
+names its own server flag takes (vLLM's ``--structured-outputs-config``, SGLang's
+``--grammar-backend``)."""
+
+VllmGrammarBackend = Literal["auto", "xgrammar", "guidance", "outlines"]
+SglangGrammarBackend = Literal["xgrammar", "llguidance", "outlines"]
 
 
 class _Frozen(BaseModel):
@@ -117,6 +131,15 @@ class EmbeddedEngineSpec(EngineSpec):
     """torch intra-op threads (None = torch default)."""
     whitespace_pattern: str | None = r"[ ]?"
     """JSON whitespace outlines allows; compact keeps a small model from looping on spaces."""
+    grammar_backend: Literal["outlines"] = "outlines"
+    """The grammar library: outlines (outlines-core indexes; llguidance for lark grammars)."""
+    compile_timeout_s: float | None = Field(default=60.0, gt=0)
+    """Longest one JSON schema or regex may take to compile; past it the request's verdict
+    is ``compile_limit`` and the run goes on. Compiles run in a child process when either
+    limit is set; None for both compiles in process, unlimited."""
+    compile_memory_mb: int | None = Field(default=4096, gt=0)
+    """Memory one compile may add to the compile process (its address space is capped);
+    past it the verdict is ``compile_limit``."""
 
     @property
     def cell_cpus(self) -> float:
@@ -178,6 +201,11 @@ class VllmEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     request_timeout_s: float = 600.0
     cache: Literal["on", "off"] = "on"
     """Prefix cache for launched servers (off adds --no-enable-prefix-caching)."""
+    grammar_backend: VllmGrammarBackend | None = None
+    """Structured-output backend: ``auto``, ``xgrammar``, ``guidance`` or ``outlines``. A
+    launched server gets ``--structured-outputs-config '{"backend": ...}'``; an attached one
+    must already run it (checked against its ``/server_info`` when it serves one). None:
+    the server's default, recorded as the server reports it."""
 
     @classmethod
     def for_compile(cls) -> Self:
@@ -209,10 +237,20 @@ class SglangEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     request_timeout_s: float = 600.0
     cache: Literal["on", "off"] = "on"
     """Radix cache for launched servers (off adds --disable-radix-cache)."""
+    grammar_backend: SglangGrammarBackend | None = None
+    """Grammar backend: ``xgrammar``, ``llguidance`` or ``outlines``. A launched server gets
+    ``--grammar-backend``; an attached one must already run it (checked against its
+    ``/server_info``). With ``backend: embedded`` only ``outlines`` exists. None: the
+    server's default, recorded as the server reports it."""
 
     @model_validator(mode="after")
     def _url_or_launch(self) -> Self:
         _one_way_in(self.url, self.launch, self.name)
+        if self.backend == "embedded" and self.grammar_backend not in (None, "outlines"):
+            raise ValueError(
+                f"engine '{self.name}': backend 'embedded' runs outlines only, "
+                f"not grammar_backend '{self.grammar_backend}'"
+            )
         return self
 
 

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from structbench.engines.embedded.compile_proc import CompileLimitError, CompileLimits, CompileProcess
 from structbench.ir import Constraint, Grammar, Regex
 
 if TYPE_CHECKING:
@@ -143,13 +144,22 @@ class ConstraintCompiler:
     Args:
         tokenizer: The Hugging Face tokenizer of the model.
         whitespace_pattern: JSON whitespace regex passed to outlines (None = its default).
+        limits: Time and memory limits of one outlines-core compile; they run in a child
+            process (:mod:`~structbench.engines.embedded.compile_proc`). None: in process,
+            unlimited.
     """
 
-    def __init__(self, tokenizer: Any, whitespace_pattern: str | None) -> None:
+    def __init__(
+        self, tokenizer: Any, whitespace_pattern: str | None, limits: CompileLimits | None = None
+    ) -> None:
         self._tokenizer = tokenizer
         self._ws = whitespace_pattern
+        self._limits = limits
+        self._proc: CompileProcess | None = None
         self._lock = threading.Lock()
         self._cache: dict[Constraint, CompiledConstraint] = {}
+        # A constraint that hit a limit hits it again: its repeats fail at once.
+        self._over_limit: dict[Constraint, CompileLimitError] = {}
         self._vocabulary: Any = None
         self._llg_tokenizer: Any = None
 
@@ -163,7 +173,13 @@ class ConstraintCompiler:
         hit = self.cached(c)
         if hit is not None:
             return hit
-        compiled = self._build(c)
+        if c in self._over_limit:
+            raise self._over_limit[c]
+        try:
+            compiled = self._build(c)
+        except CompileLimitError as e:
+            self._over_limit[c] = e
+            raise
         with self._lock:
             self._cache[c] = compiled
         return compiled
@@ -182,7 +198,28 @@ class ConstraintCompiler:
             return CompiledConstraint(c, label)
         if c.kind == "grammar":
             return CompiledConstraint(c, label, grammar=self._lark(c))
+        if self._limits is not None and (self._limits.timeout_s or self._limits.memory_mb):
+            if c.kind == "json_schema" and c.json_schema is not None:
+                return CompiledConstraint(
+                    c, label, index=self._child().index("json_schema", c.json_schema, self._ws)
+                )
+            return CompiledConstraint(c, label, index=self._child().index("regex", self._regex(c), self._ws))
         return CompiledConstraint(c, label, index=self._index(self._regex(c)))
+
+    def _child(self) -> CompileProcess:
+        vocab = self._vocab()  # built here, once, and sent to every child
+        with self._lock:
+            if self._proc is None:
+                assert self._limits is not None
+                self._proc = CompileProcess(vocab, self._limits)
+            return self._proc
+
+    def close(self) -> None:
+        """Stop the compile process, if one runs."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.close()
 
     def _regex(self, c: Constraint) -> str:
         if c.kind == "json_schema":

@@ -18,7 +18,13 @@ from pathlib import Path
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.engines.embedded.api import GenRequest, GenResult
 from structbench.engines.embedded.constraints import describe_constraint, strategy_label
-from structbench.engines.embedded.runtime import EmbeddedRuntime, load_runtime, resolve_model, versions
+from structbench.engines.embedded.runtime import (
+    EmbeddedRuntime,
+    grammar_info,
+    load_runtime,
+    resolve_model,
+    versions,
+)
 from structbench.engines.registry import EngineEnv
 from structbench.engines.tokenize import end_of_turn_ids
 from structbench.ir import Choice, Gen, Message
@@ -128,6 +134,7 @@ class EmbeddedEngine:
             ("batch_window_ms", str(s.batch_window_ms)),
             ("threads", str(s.threads) if s.threads else "default"),
             ("whitespace_pattern", str(s.whitespace_pattern)),
+            *grammar_info(),
         )
         return EngineInfo(
             self.name, "embedded", self._runtime.model_id, versions(), extra=extra, dtype=s.dtype

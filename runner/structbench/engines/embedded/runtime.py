@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from structbench.engines.embedded.api import GenRequest, GenResult
 from structbench.engines.embedded.batcher import GenJob, ScoreJob, ScoreResult, Worker, fail_job
 from structbench.engines.embedded.checkpoint import SMOLLM2_ALIAS, smollm2_checkpoint
+from structbench.engines.embedded.compile_proc import CompileLimitError, CompileLimits
 from structbench.errors import UserError
 from structbench.spec.engines import EmbeddedEngineSpec
 
@@ -79,6 +80,14 @@ def versions() -> str:
             return "missing"
 
     return f"transformers {v('transformers')}, outlines {v('outlines')}, torch {v('torch')}"
+
+
+def grammar_info() -> tuple[tuple[str, str], ...]:
+    """The manifest's grammar facts: outlines (outlines-core indexes, llguidance for lark)."""
+    from structbench.engines.grammar_backend import grammar_extras, local_versions
+
+    dists = ("outlines_core", "outlines", "llguidance")
+    return grammar_extras("outlines", "embedded (the only backend)", local_versions(dists))
 
 
 class EmbeddedRuntime:
@@ -139,6 +148,9 @@ class EmbeddedRuntime:
             return
         try:
             job.payload = self._compiler.compile(job.req.constraint)
+        except CompileLimitError as e:
+            fail_job(job, str(e))  # its own verdict, not a rejection ("compile_limit: ...")
+            return
         except Exception as e:
             fail_job(job, f"constraint: {e}")
             return
@@ -165,9 +177,17 @@ class EmbeddedRuntime:
         """Stop the threads (pending requests resolve with an error) and free the model."""
         self._closed.set()
         self._compile_pool.shutdown(wait=True)
+        self._compiler.close()
         self._worker.close()
         self._handle = None
         gc.collect()
+
+
+def compile_limits(spec: EmbeddedEngineSpec) -> CompileLimits | None:
+    """The spec's per-compile limits, or None when it sets neither (compile in process)."""
+    if spec.compile_timeout_s is None and spec.compile_memory_mb is None:
+        return None
+    return CompileLimits(spec.compile_timeout_s, spec.compile_memory_mb)
 
 
 def load_runtime(spec: EmbeddedEngineSpec) -> EmbeddedRuntime:
@@ -211,7 +231,7 @@ def _load_handle(src: ModelSource, spec: EmbeddedEngineSpec) -> ModelHandle:
     return ModelHandle(
         model=model,
         tokenizer=tokenizer,
-        compiler=ConstraintCompiler(tokenizer, spec.whitespace_pattern),
+        compiler=ConstraintCompiler(tokenizer, spec.whitespace_pattern, compile_limits(spec)),
         eos_ids=frozenset(eos),
         pad_id=int(pad),
         max_positions=int(limit) if isinstance(limit, int) else None,

@@ -152,7 +152,7 @@ class SglangEngine:
             raise
 
     async def _start_embedded(self) -> EngineInfo:
-        from structbench.engines.embedded.runtime import load_runtime, versions
+        from structbench.engines.embedded.runtime import grammar_info, load_runtime, versions
 
         loop = asyncio.get_running_loop()
         self._runtime = await loop.run_in_executor(self._pool, load_runtime, self.spec.embedded)
@@ -165,20 +165,20 @@ class SglangEngine:
             kind="sglang",
             model=self._runtime.model_id,
             version=f"sglang {_sglang_version()} (frontend) on embedded: {versions()}",
-            extra=self._info_extra(source),
+            extra=(*self._info_extra(source), *grammar_info()),
             dtype=self.spec.embedded.dtype,
         )
 
     async def _start_runtime(self) -> EngineInfo:
         from structbench.engines.server_log import read_head, sglang_facts
-        from structbench.engines.sglang.server import server_facts, server_process
+        from structbench.engines.sglang.server import grammar_facts, server_facts, server_process
 
         if not self._url and self.spec.launch is None:
             # Checked here, not in __init__: compile() works on a bare spec.
             raise UserError(f"engine '{self.name}': backend 'runtime' needs 'url' or 'launch'")
         if self.spec.launch is not None and not self._url:
             self._server, self._url = server_process(
-                self.spec.launch, self.spec.cache, self.env.workdir, self.name
+                self.spec.launch, self.spec.cache, self.env.workdir, self.name, self.spec.grammar_backend
             )
             await self._server.start()
         self._client = HttpClient(
@@ -194,6 +194,14 @@ class SglangEngine:
             )
         except Exception as e:  # RuntimeEndpoint raises plain errors on HTTP failures
             raise UserError(f"engine '{self.name}': SGLang RuntimeEndpoint({self._url}) failed: {e}") from e
+        grammar = await loop.run_in_executor(
+            self._pool,
+            grammar_facts,
+            self.name,
+            self.spec.launch,
+            self.spec.grammar_backend,
+            facts.server_args,
+        )
         return EngineInfo(
             name=self.name,
             kind="sglang",
@@ -208,6 +216,7 @@ class SglangEngine:
                     json.loads(facts.server_args or "{}"),
                     read_head(self._server.cfg.log_path if self._server is not None else None),
                 ),
+                *grammar,
             ),
             cache_block_size=facts.page_size,
             dtype=flag_value(self.spec.launch.args, "--dtype") if self.spec.launch is not None else None,

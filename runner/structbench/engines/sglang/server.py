@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from structbench.engines.grammar_backend import check_declared, grammar_extras, libraries_of, library_versions
 from structbench.engines.launch import ServerConfig, ServerProcess, command, free_port, server_env
 from structbench.engines.sglang.templates import RoleTemplate, derive_template, hf_render_fn
 from structbench.engines.stream import HttpClient
@@ -14,13 +15,16 @@ from structbench.errors import UserError
 from structbench.spec.engines import LaunchSpec
 
 
-def launch_argv(launch: LaunchSpec, port: int, cache: str) -> tuple[str, ...]:
+def launch_argv(
+    launch: LaunchSpec, port: int, cache: str, grammar_backend: str | None = None
+) -> tuple[str, ...]:
     """``python -m sglang.launch_server`` with structbench's flags, then the user's.
 
     ``--enable-cache-report`` makes the server report cached prompt tokens and
     ``--enable-metrics`` exposes ``/metrics`` (``sglang:cached_tokens_total``), the two
     sources the cache-benefit cross-check reads. ``cache: off`` adds
-    ``--disable-radix-cache`` for the cache-off arm.
+    ``--disable-radix-cache`` for the cache-off arm; ``grammar_backend`` becomes
+    ``--grammar-backend``.
     """
     args = [
         "--model-path", launch.model,
@@ -31,16 +35,20 @@ def launch_argv(launch: LaunchSpec, port: int, cache: str) -> tuple[str, ...]:
     ]  # fmt: skip
     if cache == "off":
         args.append("--disable-radix-cache")
+    if grammar_backend is not None:
+        args += ["--grammar-backend", grammar_backend]
     return command(launch.python, "sglang.launch_server", [*args, *launch.args])
 
 
-def server_process(launch: LaunchSpec, cache: str, workdir: Path, name: str) -> tuple[ServerProcess, str]:
+def server_process(
+    launch: LaunchSpec, cache: str, workdir: Path, name: str, grammar_backend: str | None = None
+) -> tuple[ServerProcess, str]:
     """The (not yet started) server process for a launch spec, and its base URL."""
     port = launch.port or free_port(launch.host)
     url = f"http://{launch.host}:{port}"
     cfg = ServerConfig(
         name="sglang",
-        argv=launch_argv(launch, port, cache),
+        argv=launch_argv(launch, port, cache, grammar_backend),
         log_path=workdir / f"{name}-server.log",
         health_url=f"{url}/health",
         env=server_env(launch.env),
@@ -89,6 +97,28 @@ async def _get_first(client: HttpClient, paths: tuple[str, ...]) -> dict[str, An
         if body is not None:
             return body
     return None
+
+
+def grammar_facts(
+    name: str, launch: LaunchSpec | None, declared: str | None, server_args: str
+) -> tuple[tuple[str, str], ...]:
+    """The grammar backend the server runs (its ``/server_info`` says) and its library versions.
+
+    Blocks (runs the launched server's interpreter): call it off the event loop.
+
+    Raises:
+        UserError: The server runs another backend than ``grammar_backend`` says.
+    """
+    try:
+        reported = json.loads(server_args).get("grammar_backend")
+    except (ValueError, AttributeError):
+        reported = None
+    reported = reported if isinstance(reported, str) and reported else None
+    check_declared(name, declared, reported)
+    backend = reported or declared
+    source = "server (/server_info)" if reported else "launch flag" if launch and declared else "unknown"
+    versions = library_versions(launch.python, libraries_of(backend or "")) if launch is not None else None
+    return grammar_extras(backend, source, versions)
 
 
 def model_template(model_path: str) -> RoleTemplate | None:
