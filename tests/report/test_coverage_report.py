@@ -126,7 +126,7 @@ def test_coverage_section_in_every_output(tmp_path: Path) -> None:
     assert good[2] == "3" and good[3] == "66.7 [20.8, 93.9]"  # with its Wilson CI
     assert good[5].startswith("100.0") and good[6:] == ["0", "1", "0", "0", "0", "0", "0"]
     assert _row(md, "| all schemas | lax |")[6:9] == ["2", "0", "0"]
-    zeros = ["0"] * 3  # truncated, timeout, bad schema
+    zeros = ["0"] * 4  # truncated, timeout, bad schema, compile limit
     assert _row(md, "| pattern | good |")[2:] == ["1", "100.0", "100.0", "100.0", "0", "0", "0", *zeros]
     assert _row(md, "| pattern | lax |")[2:] == ["1", "100.0", "0.0", "0.0", "1", "0", "0", *zeros]
     assert _row(md, "| format:ipv4 | good |")[2:] == ["1", "0.0", "0.0", "-", "0", "1", "0", *zeros]
