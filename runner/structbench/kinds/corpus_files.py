@@ -9,7 +9,7 @@ is meta-validated under its own ``$schema`` draft, with the error at the offendi
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,17 @@ def dir_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
                 shown = display_path(folder / listing)
                 raise SpecError(shown, 0, 0, name, "no such schema file in the folder")
     out = []
+    for path, schema in _readable(files, spec):
+        listed = index.get(path.name)
+        features = tags(listed, display_path(folder / spec.index), path.name) if listed is not None else None
+        sid = path.name.removesuffix(".json").removesuffix(".schema")
+        out.append(make_row(sid, schema, features, None, examples.get(path.name)))
+    return out
+
+
+def _readable(files: Sequence[Path], spec: SchemaCorpusTaskSpec) -> Iterator[tuple[Path, Any]]:
+    """Each file with its schema, under the task's ``invalid_schemas`` policy (skip drops, else raise
+    or keep: ``count`` keeps an invalid schema for its own verdict)."""
     keep = spec.invalid_schemas == "count"
     for path in files:
         try:
@@ -63,11 +74,7 @@ def dir_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
             if spec.invalid_schemas == "skip":
                 continue
             raise
-        listed = index.get(path.name)
-        features = tags(listed, display_path(folder / spec.index), path.name) if listed is not None else None
-        sid = path.name.removesuffix(".json").removesuffix(".schema")
-        out.append(make_row(sid, schema, features, None, examples.get(path.name)))
-    return out
+        yield path, schema
 
 
 def _resolve_folder(refs: Refs, field: str, ref: str) -> Path:
@@ -88,17 +95,10 @@ def subset_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
     for i, name in enumerate(spec.subsets):
         if name not in found:
             raise refs.doc.error(("subsets", i), f"no subset '{name}' (have: {', '.join(sorted(found))})")
-    keep = spec.invalid_schemas == "count"
     out = []
     for name in spec.subsets or tuple(sorted(found)):
         files = sorted(found[name].glob("*.json"))[: spec.limit_per_subset]
-        for path in files:
-            try:
-                schema = _read_schema(path, keep)
-            except SpecError:
-                if spec.invalid_schemas == "skip":
-                    continue
-                raise
+        for path, schema in _readable(files, spec):
             sid = f"{name}/{path.name.removesuffix('.json')}"
             out.append(make_row(sid, schema, None, None, None, subset=name))
     return out
