@@ -169,9 +169,11 @@ def run(suite: Path | None, **opts: Any) -> None:
 @_user_errors
 def validate(path: Path) -> None:
     """Check a suite (or task) YAML and everything it references, without running it."""
-    from structbench.spec.loader import load_path
+    from structbench.spec.loader import LoadedSuite, load_path
 
     what = load_path(path)
+    for line in what.warnings if isinstance(what, LoadedSuite) else ():
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"ok: {what}")
 
 

@@ -41,8 +41,10 @@ from structbench.runfolder import (
 )
 from structbench.scoring.judge import judged_tasks
 from structbench.spec.adhoc import RunFlags, suite_for_run
+from structbench.spec.engine_checks import engine_problems
 from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import LoadedSuite, resolved_dict
+from structbench.spec.marks import format_field
 from structbench.spec.suite import LoadSpec
 
 
@@ -182,8 +184,12 @@ def cell_items(cell: Cell, items: list[WorkItem]) -> list[WorkItem]:
 
 
 def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -> None:
-    """Check that every attached engine's server is reachable (and Ray importable when asked
-    for), before any folder or cell."""
+    """Check every engine's spec against this machine (:func:`engine_problems`, here fatal: the
+    run is about to start), that every attached server is reachable, and that Ray is importable
+    when asked for, before any folder or cell."""
+    for e in engines:
+        for problem in engine_problems(e):
+            raise UserError(f"engine '{e.name}': {format_field(problem.field)}: {problem.message}")
     for e in engines:
         if e.attach_url is not None:
             check_reachable(e.name, e.attach_url)

@@ -70,6 +70,11 @@ class EngineSpec(_Frozen):
         variable holding the API key (the loader refuses what looks like a key)."""
         return None
 
+    @property
+    def launch_python(self) -> str | None:
+        """The interpreter a launched server runs under (None: structbench launches nothing)."""
+        return None
+
     @classmethod
     def for_compile(cls) -> Self:
         """A spec good enough for ``structbench compile``, which never contacts the engine.
@@ -174,10 +179,15 @@ def _one_way_in(url: str | None, launch: LaunchSpec | None, name: str) -> None:
 
 
 class _LaunchGpusMixin:
-    """``cell_gpus`` for specs that can launch their server."""
+    """``cell_gpus`` and ``launch_python`` for specs that can launch their server."""
 
     if TYPE_CHECKING:
         launch: LaunchSpec | None
+
+    @property
+    def launch_python(self) -> str | None:
+        """``launch.python`` when the spec launches its server."""
+        return self.launch.python if self.launch is not None else None
 
     @property
     def cell_gpus(self) -> float:
