@@ -24,6 +24,7 @@ from structbench.errors import UserError
 from structbench.ir import WorkItem, item_to_dict
 from structbench.judge_phase import run_judge_pass
 from structbench.kinds.registry import expand_task
+from structbench.limits import check_token_limits
 from structbench.load.arrivals import load_points
 from structbench.manifest import RunIdentity, base_manifest, utc_stamp
 from structbench.memory import gpu_baseline
@@ -261,6 +262,8 @@ async def _run_engines(
                 info = await engine.start()
                 facts = started_facts(info, spec)
                 log.save(log.manifest.with_engine(facts))
+                mine = [w for w in work if w.cell.engine == spec.name]
+                check_token_limits(info, (it for w in mine for it in w.items))
                 ctx = CellCtx(
                     bar,
                     seed,
@@ -271,7 +274,6 @@ async def _run_engines(
                     block_size=info.cache_block_size,
                 )
                 # One engine's cells in a row: each sees the ones before it (an unflushed cache).
-                mine = [w for w in work if w.cell.engine == spec.name]
                 interrupted, bad = await run_engine_cells(engine, mine, run_dir, ctx)
                 failed.extend(bad)
                 if interrupted:

@@ -105,6 +105,8 @@ class EmbeddedRuntime:
         from structbench.engines.embedded.decode import Decoder
 
         self.model_id = model_id
+        #: The model config's ``max_position_embeddings`` (None: it declares none).
+        self.context_length = handle.max_positions
         self._handle: ModelHandle | None = handle
         self._tokenizer = handle.tokenizer
         self._compiler = handle.compiler
