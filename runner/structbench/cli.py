@@ -144,6 +144,7 @@ def run(suite: Path | None, **opts: Any) -> None:
                 opts["progress"],
                 flags,
                 executor,
+                notify=lambda line: click.echo(line, err=True),
             )
         )
     if opts["save_result"]:

@@ -13,7 +13,7 @@ import json
 import random
 import secrets
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +65,8 @@ class RunOptions:
     flags: RunFlags = field(default_factory=RunFlags)
     #: Where the cells run (``--executor``, ``--address``).
     executor: Executor = field(default_factory=Executor)
+    #: Receives one-line notices as they arise (the results folder, warnings); None: silent.
+    notify: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,11 @@ def run_suite(opts: RunOptions) -> RunOutcome:
         load = load.model_copy(update={"num_requests": opts.num_requests})
     items = plan_items(suite, seed, load.items_to_plan())
     cells = plan_cells(suite, engines, load)
+    notify = opts.notify or (lambda _: None)
+    for line in few_items_warnings(cells, items):
+        notify(f"warning: {line}")
     run_dir = _new_run_dir(opts.results_root, suite.spec.name)
+    notify(f"results: {run_dir}")  # first, so a long run's folder can be watched while it runs
     manifest = _initial_manifest(suite, run_dir, seed, cells)
     manifest = manifest.model_copy(update={"executor": opts.executor.kind})
     manifest.write(run_dir)
@@ -182,6 +188,24 @@ def plan_cells(suite: LoadedSuite, engines: Sequence[EngineSpec], load: LoadSpec
 def cell_items(cell: Cell, items: list[WorkItem]) -> list[WorkItem]:
     """The items ``cell`` sends: the first ``cell.items`` of its task's, or all of them."""
     return items if cell.items is None else items[: cell.items]
+
+
+def few_items_warnings(cells: Sequence[Cell], items: Mapping[str, list[WorkItem]]) -> list[str]:
+    """One line per task (and item count) with fewer items than a closed loop's workers: those
+    cells can't reach their concurrency (the report shows what they reached, as ``max in flight``)."""
+    short: dict[tuple[str, int], list[Cell]] = {}
+    for c in cells:
+        n, cap = len(cell_items(c, items[c.task])), c.point.concurrency
+        if c.point.mode == "concurrency" and cap is not None and cap > n:
+            short.setdefault((c.task, n), []).append(c)
+    out = []
+    for (task, n), cs in short.items():
+        labels = ", ".join(dict.fromkeys(c.point.label for c in cs))
+        out.append(
+            f"task '{task}' has {n} item{'s' if n != 1 else ''}, fewer than the workers of {labels}: at most "
+            f"{n} will be in flight there (give more items with -n, or a lower concurrency)"
+        )
+    return out
 
 
 def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -> None:

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field, replace
 
 from structbench.engines.counters import HIT_TOKENS, QUERY_TOKENS, neutral_counters
 from structbench.metrics.cache import IdealCache
-from structbench.metrics.calls import CallTiming, call_timing, duration_s, final_attempts, measured
+from structbench.metrics.calls import (
+    CallTiming,
+    call_timing,
+    duration_s,
+    final_attempts,
+    max_in_flight,
+    measured,
+)
 from structbench.metrics.inputs import SLO, CellInfo, CellRuntime, SummaryOptions
 from structbench.metrics.roofline import Roofline
 from structbench.metrics.scores import FieldRate, ScoreRate, canary_verdict, field_rates, score_rates
@@ -34,6 +41,9 @@ class Counts:
     warmup: int = 0
     items: int = 0
     items_completed: int = 0
+    #: The most items in flight at once (None: nothing was sent). A closed loop of 8
+    #: workers over 2 items reaches 2: its ``c8`` label is what was asked, this what ran.
+    max_in_flight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +157,7 @@ def _counts(all_records: Sequence[CallRecord], recs: Sequence[CallRecord]) -> Co
         warmup=sum(r.warmup for r in final_attempts(all_records)),
         items=len(items),
         items_completed=sum(items.values()),
+        max_in_flight=max_in_flight(recs),
     )
 
 
