@@ -246,12 +246,41 @@ def report(run_dir: Path, **opts: Any) -> None:
 @click.argument(
     "run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False)
 )
+@click.option(
+    "--map",
+    "engine_map",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="Rename an engine in every run before matching cells (e.g. vllm-cpu=vllm). Repeatable.",
+)
+@click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
+@click.option("--engine", "engines", multiple=True, help="Only this engine, named after --map (repeatable).")
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Only this metric, a summary.json name such as p99_ttft_ms or validity (repeatable).",
+)
 @_user_errors
-def compare(run_dirs: tuple[Path, ...]) -> None:
-    """Put several runs side by side (deltas against the first)."""
-    from structbench.report.compare import compare_runs
+def compare(
+    run_dirs: tuple[Path, ...],
+    engine_map: tuple[str, ...],
+    tasks: tuple[str, ...],
+    engines: tuple[str, ...],
+    metrics: tuple[str, ...],
+) -> None:
+    """Put several runs side by side (deltas against the first; ≈ marks a delta inside the noise)."""
+    from structbench.report.compare import CompareOptions, compare_runs
 
-    click.echo(compare_runs(list(run_dirs)))
+    pairs = []
+    for pair in engine_map:
+        old, eq, new = pair.partition("=")
+        if not eq or not old or not new:
+            raise UserError(f"--map: '{pair}': use OLD=NEW (e.g. vllm-cpu=vllm)")
+        pairs.append((old, new))
+    names = tuple(n.strip() for m in metrics for n in m.split(",") if n.strip())
+    opts = CompareOptions(tuple(pairs), tasks, engines, names)
+    click.echo(compare_runs(list(run_dirs), opts))
 
 
 @main.command()
