@@ -17,6 +17,7 @@ import click
 from structbench import __version__
 from structbench.cli_run import (
     SectionedCommand,
+    check_engine_kinds,
     executor_from,
     flags_from,
     given_flags,
@@ -113,10 +114,10 @@ def run(suite: Path | None, **opts: Any) -> None:
     `structbench run --engine vllm --base-url http://127.0.0.1:8000 --task tasks/json/invoice.yaml
     --concurrency 1,8,64 -n 200`. With one, they override its fields.
     """
-    from structbench.report.terminal import render_terminal_table
-
     fail_under: tuple[str, ...] = opts["fail_under"]
     fail_on_canary: bool = opts["fail_on_canary"]
+    if opts["resume_dir"] is None:
+        check_engine_kinds(suite, opts["engines"])  # first: a typo costs well under a second
     _check_thresholds(fail_under)
 
     executor = executor_from(opts)
@@ -150,6 +151,8 @@ def run(suite: Path | None, **opts: Any) -> None:
     if opts["save_result"]:
         _save_results(out.run_dir, out.summary, opts)
     from rich.console import Console
+
+    from structbench.report.terminal import render_terminal_table
 
     Console().print(render_terminal_table(out.summary))
     click.echo(f"results: {out.run_dir}")

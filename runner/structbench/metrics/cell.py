@@ -25,6 +25,8 @@ from structbench.scoring.registry import ACCURACY_SCORERS, VALIDITY_SCORERS
 from structbench.scoring.score_run import RecordKey, ScoredRecord
 from structbench.stats import EMPTY_DISTRIBUTION, Distribution, describe
 
+#: The status (and canary verdict) of a cell the run never began.
+NOT_STARTED = "not started"
 #: ``CacheStats.server_source``: the engine-neutral counter pair the server rate divides.
 SERVER_SOURCE = f"{HIT_TOKENS}/{QUERY_TOKENS}"
 
@@ -297,14 +299,21 @@ def summarize_cell(
     recs = measured(records)
     counts = _counts(records, recs)
     strategies = tuple(dict.fromkeys(r.strategy for r in recs if r.strategy))
+    quality = _quality(info, recs, scored, opts)
+    status = runtime.status
+    if status == "missing" and not records:
+        # No cell file and not one record: the run stopped before this cell began (an item
+        # that began always leaves records, "cancelled: interrupted" ones at the least).
+        status = NOT_STARTED
+        quality = replace(quality, canary=NOT_STARTED if info.canary else None)
     return CellSummary(
         info=info,
-        status=runtime.status,
+        status=status,
         counts=counts,
         throughput=_throughput(recs, counts, runtime, opts.slo),
         latency=_latency(recs),
         cache=_cache(recs, runtime),
-        quality=_quality(info, recs, scored, opts),
+        quality=quality,
         errors=_errors(recs),
         strategies=strategies,
         peak_gpu_memory_mb=runtime.peak_gpu_memory_mb,
