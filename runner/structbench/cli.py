@@ -287,6 +287,14 @@ def compare(
 
 
 @main.command()
+def fields() -> None:
+    """Print the field reference of suite and task files (markdown, from the spec models)."""
+    from structbench.spec.reference import field_reference
+
+    click.echo(field_reference(), nl=False)
+
+
+@main.command()
 def scorers() -> None:
     """List the scorer names a task may use."""
     from structbench.scoring.registry import SCORER_NAMES
