@@ -199,10 +199,16 @@ def test_too_few_items_for_the_workers_warns_and_reports_what_ran(
     data["engines"] = data["engines"][:1]
     suite.write_text(json.dumps(data))
     notices: list[str] = []
-    opts = run_mod.RunOptions(suite, tmp_path / "results", progress=False, notify=notices.append)
+    opts = run_mod.RunOptions(
+        suite,
+        tmp_path / "results",
+        progress=False,
+        on_run_dir=lambda d: notices.append(f"results: {d}"),
+        warn=notices.append,
+    )
     out = run_mod.run_suite(opts)
     assert notices == [
-        "warning: task 'pick' has 3 items, fewer than the workers of c8: at most 3 will be in flight there "
+        "task 'pick' has 3 items, fewer than the workers of c8: at most 3 will be in flight there "
         "(give more items with -n, or a lower concurrency)",
         f"results: {out.run_dir}",
     ]

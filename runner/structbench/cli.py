@@ -145,7 +145,8 @@ def run(suite: Path | None, **opts: Any) -> None:
                 opts["progress"],
                 flags,
                 executor,
-                notify=lambda line: click.echo(line, err=True),
+                on_run_dir=lambda d: click.echo(f"results: {d}"),
+                warn=lambda line: click.echo(f"warning: {line}", err=True),
             )
         )
     if opts["save_result"]:

@@ -65,8 +65,10 @@ class RunOptions:
     flags: RunFlags = field(default_factory=RunFlags)
     #: Where the cells run (``--executor``, ``--address``).
     executor: Executor = field(default_factory=Executor)
-    #: Receives one-line notices as they arise (the results folder, warnings); None: silent.
-    notify: Callable[[str], None] | None = None
+    #: Told the results folder as soon as it exists (None: nobody is told before the end).
+    on_run_dir: Callable[[Path], None] | None = None
+    #: Receives one-line warnings about the plan before the run starts (None: dropped).
+    warn: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +93,12 @@ def run_suite(opts: RunOptions) -> RunOutcome:
         load = load.model_copy(update={"num_requests": opts.num_requests})
     items = plan_items(suite, seed, load.items_to_plan())
     cells = plan_cells(suite, engines, load)
-    notify = opts.notify or (lambda _: None)
-    for line in few_items_warnings(cells, items):
-        notify(f"warning: {line}")
+    if opts.warn is not None:
+        for line in few_items_warnings(cells, items):
+            opts.warn(line)
     run_dir = _new_run_dir(opts.results_root, suite.spec.name)
-    notify(f"results: {run_dir}")  # first, so a long run's folder can be watched while it runs
+    if opts.on_run_dir is not None:
+        opts.on_run_dir(run_dir)  # first, so a long run's folder can be watched while it runs
     manifest = _initial_manifest(suite, run_dir, seed, cells)
     manifest = manifest.model_copy(update={"executor": opts.executor.kind})
     manifest.write(run_dir)

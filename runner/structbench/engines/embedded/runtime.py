@@ -108,7 +108,7 @@ class EmbeddedRuntime:
 
         self.model_id = model_id
         #: The model config's ``max_position_embeddings`` (None: it declares none).
-        self.context_length = handle.max_positions
+        self.context_length: int | None = handle.max_positions
         self._handle: ModelHandle | None = handle
         self._tokenizer = handle.tokenizer
         self._compiler = handle.compiler
