@@ -210,3 +210,29 @@ def test_python_dash_m_structbench_is_the_cli() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok: suite 'json'")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tasks/json/invoice.yaml", "--engine", "nosuch"],
+        ["--task", "tasks/json/invoice.yaml", "--engine", "x"],
+    ],
+)
+def test_unknown_engine_kind_fails_before_loading_anything(args: list[str]) -> None:
+    """The kind is checked first: no task, schema library or pipeline module is loaded for a typo."""
+    code = (
+        "import sys, time\n"
+        "t0 = time.perf_counter()\n"
+        "from structbench.cli import main\n"
+        "try:\n"
+        f"    main({['run', *args]!r}, standalone_mode=False)\n"
+        "except SystemExit as e:\n"
+        "    rc = e.code\n"
+        "heavy = ('jsonschema', 'structbench.run', 'structbench.spec.loader')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "print(rc, loaded, round(time.perf_counter() - t0, 2))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("2 [] "), out.stdout + out.stderr
+    assert out.stderr.strip().startswith("error: --engine: unknown engine kind"), out.stderr

@@ -206,8 +206,10 @@ def test_canary_applied_and_empty_cell() -> None:
     recs = [r for r in RECORDS if r.item_id in ("a", "e")]
     s = summarize_cell(INFO, RUNTIME, recs, scored_map(recs), OPTS)
     assert s.quality.canary == "applied"
-    empty = summarize_cell(INFO, CellRuntime(), [], {}, OPTS)
-    assert empty.quality.canary == "no completed outputs"
+    empty = summarize_cell(INFO, CellRuntime(), [], {}, OPTS)  # no cell file, no record: never began
+    assert empty.quality.canary == "not started" and empty.status == "not started"
+    failed = [r for r in RECORDS if r.error is not None and not r.unsupported][:1]
+    assert failed and summarize_cell(INFO, RUNTIME, failed, {}, OPTS).quality.canary == "no completed outputs"
     assert empty.counts.calls == 0 and empty.throughput.request_throughput is None
     assert empty.latency.ttft.mean is None and empty.quality.validity is not None
     assert empty.quality.validity.rate is None

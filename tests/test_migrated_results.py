@@ -125,6 +125,11 @@ def test_report_on_a_copy_reproduces_the_committed_summary(run: Path, tmp_path: 
     assert res.exit_code == 0, res.output
     rebuilt = json.loads((copy / "summary.json").read_text(encoding="utf-8"))
     committed = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    # ``max_in_flight`` came after the committed summaries: compared apart, against the load point.
+    for cell in rebuilt["cells"]:
+        cap, reached = cell["load"]["concurrency"], cell.pop("max_in_flight")
+        assert reached is None or cap is None or 1 <= reached <= cap, cell["cell_id"]
+        assert cap is None or cell["items"] < cap or reached == cap, cell["cell_id"]  # enough items: all ran
     assert _without_intervals(rebuilt) == _without_intervals(committed)
     # The committed report.md predates later report sections (the headline, newer plots) and the
     # Wilson intervals: every other line of it must still come out, in order, with only additions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,3 +175,46 @@ def test_requests_per_concurrency_needs_a_closed_loop() -> None:
     spec = LoadSpec(concurrency=(1, 16, 256), requests_per_concurrency=4, num_requests=32)
     assert [spec.items_for(c) for c in (1, 16, 256)] == [32, 64, 1024]
     assert spec.items_to_plan() == 1024 and LoadSpec(num_requests=5).items_to_plan() == 5
+
+
+def test_too_few_items_for_the_workers_warns_and_reports_what_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A c8 cell over 3 items: a warning before the run, the folder printed first, ``3 of 8`` after."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(CONFIG))
+
+    class SlowEngine(FakeEngine):
+        async def generate(self, call: Call, clock: Clock) -> CallMeasure:
+            t = clock()
+            await asyncio.sleep(0.05)  # long enough for every item to be in flight at once
+            done = clock()
+            return CallMeasure(t_sent=t, t_first_token=t, t_done=done, completion_tokens=1, text="positive")
+
+    monkeypatch.setattr(run_mod, "create_engine", lambda spec, env: SlowEngine(spec.name, "on", str(model)))
+    suite = _suite(tmp_path, model)
+    data = json.loads(suite.read_text())
+    data["load"] = {"mode": "concurrency", "concurrency": [2, 8], "num_requests": 3}
+    data["engines"] = data["engines"][:1]
+    suite.write_text(json.dumps(data))
+    notices: list[str] = []
+    opts = run_mod.RunOptions(
+        suite,
+        tmp_path / "results",
+        progress=False,
+        on_run_dir=lambda d: notices.append(f"results: {d}"),
+        warn=notices.append,
+    )
+    out = run_mod.run_suite(opts)
+    assert notices == [
+        "task 'pick' has 3 items, fewer than the workers of c8: at most 3 will be in flight there "
+        "(give more items with -n, or a lower concurrency)",
+        f"results: {out.run_dir}",
+    ]
+    cells = {c["cell_id"]: c for c in json.loads((out.run_dir / "summary.json").read_text())["cells"]}
+    assert cells["v.pick.c2"]["max_in_flight"] == 2 and cells["v.pick.c8"]["max_in_flight"] == 3
+    md = (out.run_dir / "report.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| Engine | Load |"))
+    assert "| max in flight |" in header
+    assert "| v | c8 · cache on | 3 of 8 |" in md and "| v | c2 · cache on |  |" in md

@@ -61,3 +61,24 @@ def test_format_checking_is_on_for_old_drafts() -> None:
     v = validator_for({"$schema": D7, "type": "string", "format": "ipv4"})
     assert not v.is_valid("999.1.1.1")
     assert v.is_valid("10.0.0.1")
+
+
+def test_dangling_refs_follow_each_drafts_ids_and_fetch_nothing() -> None:
+    from structbench.schema_drafts import dangling_refs
+
+    draft4 = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "id": "http://x.test/root",
+        "definitions": {"ok": {}},
+        "properties": {
+            "a": {"$ref": "#/definitions/ok"},
+            "b": {"id": "http://y.test/sub", "properties": {"c": {"$ref": "#/definitions/ok"}}},
+            "meta": {"$ref": "http://json-schema.org/draft-04/schema#"},
+            "remote": {"$ref": "https://example.com/elsewhere.json"},
+        },
+    }
+    assert dangling_refs(draft4) == [
+        (("properties", "b", "properties", "c", "$ref"), "#/definitions/ok"),  # resolved against y.test
+        (("properties", "remote", "$ref"), "https://example.com/elsewhere.json"),
+    ]
+    assert dangling_refs(True) == []

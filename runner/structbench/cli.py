@@ -17,6 +17,7 @@ import click
 from structbench import __version__
 from structbench.cli_run import (
     SectionedCommand,
+    check_engine_kinds,
     executor_from,
     flags_from,
     given_flags,
@@ -113,10 +114,10 @@ def run(suite: Path | None, **opts: Any) -> None:
     `structbench run --engine vllm --base-url http://127.0.0.1:8000 --task tasks/json/invoice.yaml
     --concurrency 1,8,64 -n 200`. With one, they override its fields.
     """
-    from structbench.report.terminal import render_terminal_table
-
     fail_under: tuple[str, ...] = opts["fail_under"]
     fail_on_canary: bool = opts["fail_on_canary"]
+    if opts["resume_dir"] is None:
+        check_engine_kinds(suite, opts["engines"])  # first: a typo costs well under a second
     _check_thresholds(fail_under)
 
     executor = executor_from(opts)
@@ -144,11 +145,15 @@ def run(suite: Path | None, **opts: Any) -> None:
                 opts["progress"],
                 flags,
                 executor,
+                on_run_dir=lambda d: click.echo(f"results: {d}"),
+                warn=lambda line: click.echo(f"warning: {line}", err=True),
             )
         )
     if opts["save_result"]:
         _save_results(out.run_dir, out.summary, opts)
     from rich.console import Console
+
+    from structbench.report.terminal import render_terminal_table
 
     Console().print(render_terminal_table(out.summary))
     click.echo(f"results: {out.run_dir}")
@@ -169,9 +174,11 @@ def run(suite: Path | None, **opts: Any) -> None:
 @_user_errors
 def validate(path: Path) -> None:
     """Check a suite (or task) YAML and everything it references, without running it."""
-    from structbench.spec.loader import load_path
+    from structbench.spec.loader import LoadedSuite, load_path
 
     what = load_path(path)
+    for line in what.warnings if isinstance(what, LoadedSuite) else ():
+        click.echo(f"warning: {line}", err=True)
     click.echo(f"ok: {what}")
 
 
@@ -243,12 +250,49 @@ def report(run_dir: Path, **opts: Any) -> None:
 @click.argument(
     "run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False)
 )
+@click.option(
+    "--map",
+    "engine_map",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="Rename an engine in every run before matching cells (e.g. vllm-cpu=vllm). Repeatable.",
+)
+@click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
+@click.option("--engine", "engines", multiple=True, help="Only this engine, named after --map (repeatable).")
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    help="Only this metric, a summary.json name such as p99_ttft_ms or validity (repeatable).",
+)
 @_user_errors
-def compare(run_dirs: tuple[Path, ...]) -> None:
-    """Put several runs side by side (deltas against the first)."""
-    from structbench.report.compare import compare_runs
+def compare(
+    run_dirs: tuple[Path, ...],
+    engine_map: tuple[str, ...],
+    tasks: tuple[str, ...],
+    engines: tuple[str, ...],
+    metrics: tuple[str, ...],
+) -> None:
+    """Put several runs side by side (deltas against the first; ≈ marks a delta inside the noise)."""
+    from structbench.report.compare import CompareOptions, compare_runs
 
-    click.echo(compare_runs(list(run_dirs)))
+    pairs = []
+    for pair in engine_map:
+        old, eq, new = pair.partition("=")
+        if not eq or not old or not new:
+            raise UserError(f"--map: '{pair}': use OLD=NEW (e.g. vllm-cpu=vllm)")
+        pairs.append((old, new))
+    names = tuple(n.strip() for m in metrics for n in m.split(",") if n.strip())
+    opts = CompareOptions(tuple(pairs), tasks, engines, names)
+    click.echo(compare_runs(list(run_dirs), opts))
+
+
+@main.command()
+def fields() -> None:
+    """Print the field reference of suite and task files (markdown, from the spec models)."""
+    from structbench.spec.reference import field_reference
+
+    click.echo(field_reference(), nl=False)
 
 
 @main.command()

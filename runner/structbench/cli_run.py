@@ -289,6 +289,35 @@ def flags_from(opts: dict[str, Any]) -> RunFlags:
     return RunFlags(endpoint=endpoint, tasks=tuple(opts["tasks"]), load=load, seed=opts["seed"])
 
 
+def check_engine_kinds(suite: Path | None, engines: Sequence[str]) -> None:
+    """Refuse an unknown ``--engine`` kind at once, before tasks and libraries load (seconds).
+
+    Without a suite file, or with a task file, ``--engine`` names an engine kind; with a
+    suite it names one of the suite's engines, which only loading the suite can tell.
+
+    Raises:
+        UserError: The one kind given is not registered.
+    """
+    if len(engines) != 1 or (suite is not None and not _is_task_file(suite)):
+        return
+    from structbench.engines.registry import engine_kinds  # spec classes only: no engine module
+
+    known = engine_kinds()
+    if engines[0] not in known:
+        raise UserError(f"--engine: unknown engine kind '{engines[0]}' (known: {', '.join(known)})")
+
+
+def _is_task_file(path: Path) -> bool:
+    """A task has a top-level ``kind``; anything unreadable is left to the loader to report."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and "kind" in data
+
+
 def executor_from(opts: dict[str, Any]) -> Executor:
     """``--executor`` and ``--address`` as an Executor (``--address`` needs ``--executor ray``)."""
     from structbench.cells import Executor

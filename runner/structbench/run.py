@@ -13,7 +13,7 @@ import json
 import random
 import secrets
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from structbench.errors import UserError
 from structbench.ir import WorkItem, item_to_dict
 from structbench.judge_phase import run_judge_pass
 from structbench.kinds.registry import expand_task
+from structbench.limits import check_token_limits
 from structbench.load.arrivals import load_points
 from structbench.manifest import RunIdentity, base_manifest, utc_stamp
 from structbench.memory import gpu_baseline
@@ -41,8 +42,10 @@ from structbench.runfolder import (
 )
 from structbench.scoring.judge import judged_tasks
 from structbench.spec.adhoc import RunFlags, suite_for_run
+from structbench.spec.engine_checks import engine_problems
 from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import LoadedSuite, resolved_dict
+from structbench.spec.marks import format_field
 from structbench.spec.suite import LoadSpec
 
 
@@ -62,6 +65,10 @@ class RunOptions:
     flags: RunFlags = field(default_factory=RunFlags)
     #: Where the cells run (``--executor``, ``--address``).
     executor: Executor = field(default_factory=Executor)
+    #: Told the results folder as soon as it exists (None: nobody is told before the end).
+    on_run_dir: Callable[[Path], None] | None = None
+    #: Receives one-line warnings about the plan before the run starts (None: dropped).
+    warn: Callable[[str], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +93,12 @@ def run_suite(opts: RunOptions) -> RunOutcome:
         load = load.model_copy(update={"num_requests": opts.num_requests})
     items = plan_items(suite, seed, load.items_to_plan())
     cells = plan_cells(suite, engines, load)
+    if opts.warn is not None:
+        for line in few_items_warnings(cells, items):
+            opts.warn(line)
     run_dir = _new_run_dir(opts.results_root, suite.spec.name)
+    if opts.on_run_dir is not None:
+        opts.on_run_dir(run_dir)  # first, so a long run's folder can be watched while it runs
     manifest = _initial_manifest(suite, run_dir, seed, cells)
     manifest = manifest.model_copy(update={"executor": opts.executor.kind})
     manifest.write(run_dir)
@@ -181,9 +193,31 @@ def cell_items(cell: Cell, items: list[WorkItem]) -> list[WorkItem]:
     return items if cell.items is None else items[: cell.items]
 
 
+def few_items_warnings(cells: Sequence[Cell], items: Mapping[str, list[WorkItem]]) -> list[str]:
+    """One line per task (and item count) with fewer items than a closed loop's workers: those
+    cells can't reach their concurrency (the report shows what they reached, as ``max in flight``)."""
+    short: dict[tuple[str, int], list[Cell]] = {}
+    for c in cells:
+        n, cap = len(cell_items(c, items[c.task])), c.point.concurrency
+        if c.point.mode == "concurrency" and cap is not None and cap > n:
+            short.setdefault((c.task, n), []).append(c)
+    out = []
+    for (task, n), cs in short.items():
+        labels = ", ".join(dict.fromkeys(c.point.label for c in cs))
+        out.append(
+            f"task '{task}' has {n} item{'s' if n != 1 else ''}, fewer than the workers of {labels}: at most "
+            f"{n} will be in flight there (give more items with -n, or a lower concurrency)"
+        )
+    return out
+
+
 def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -> None:
-    """Check that every attached engine's server is reachable (and Ray importable when asked
-    for), before any folder or cell."""
+    """Check every engine's spec against this machine (:func:`engine_problems`, here fatal: the
+    run is about to start), that every attached server is reachable, and that Ray is importable
+    when asked for, before any folder or cell."""
+    for e in engines:
+        for problem in engine_problems(e):
+            raise UserError(f"engine '{e.name}': {format_field(problem.field)}: {problem.message}")
     for e in engines:
         if e.attach_url is not None:
             check_reachable(e.name, e.attach_url)
@@ -255,6 +289,8 @@ async def _run_engines(
                 info = await engine.start()
                 facts = started_facts(info, spec)
                 log.save(log.manifest.with_engine(facts))
+                mine = [w for w in work if w.cell.engine == spec.name]
+                check_token_limits(info, (it for w in mine for it in w.items))
                 ctx = CellCtx(
                     bar,
                     seed,
@@ -265,7 +301,6 @@ async def _run_engines(
                     block_size=info.cache_block_size,
                 )
                 # One engine's cells in a row: each sees the ones before it (an unflushed cache).
-                mine = [w for w in work if w.cell.engine == spec.name]
                 interrupted, bad = await run_engine_cells(engine, mine, run_dir, ctx)
                 failed.extend(bad)
                 if interrupted:

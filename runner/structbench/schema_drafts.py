@@ -78,3 +78,63 @@ def validator_for(schema: Any) -> Validator:
     """A validator of the schema's draft with that draft's format checker on."""
     cls = validator_class(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def dangling_refs(schema: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every ``$ref`` of ``schema`` that resolves nowhere: (the data path of the ``$ref`` key, the ref).
+
+    Refs resolve as a validator of the schema's draft resolves them: against the schema's own
+    ``$id``s, ``$anchor``s and JSON pointers, and the drafts' meta-schemas. Nothing is fetched,
+    as no engine's grammar compiler fetches either, so a remote ref is dangling too.
+    """
+    from jsonschema_specifications import REGISTRY as METASCHEMAS
+    from referencing import Resource, Specification
+    from referencing.exceptions import Unresolvable
+
+    spec = _specification(draft_of(schema))
+    root: Resource[Any] = spec.create_resource(schema)
+    registry = METASCHEMAS.with_resource(root.id() or "", root).crawl()
+    # subresources_of walks only schema keywords (not enum/const/properties' names): map each
+    # subschema back to where it sits in the document, by identity, for the error's position.
+    paths: dict[int, tuple[str | int, ...]] = {}
+    _index(schema, (), paths)
+    out: list[tuple[tuple[str | int, ...], str]] = []
+
+    def walk(node: Any, resolver: Any, spec: Specification[Any]) -> None:
+        if not isinstance(node, dict):
+            return
+        if node is not schema and spec.id_of(node) is not None:
+            resolver = resolver.in_subresource(spec.create_resource(node))
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                out.append(((*paths.get(id(node), ()), "$ref"), ref))
+        for sub in spec.subresources_of(node):
+            walk(sub, resolver, spec)
+
+    walk(schema, registry.resolver(base_uri=root.id() or ""), spec)
+    return out
+
+
+def _specification(draft: str) -> Any:
+    import referencing.jsonschema as rj
+
+    return {
+        "draft-04": rj.DRAFT4,
+        "draft-06": rj.DRAFT6,
+        "draft-07": rj.DRAFT7,
+        "2019-09": rj.DRAFT201909,
+        "2020-12": rj.DRAFT202012,
+    }[draft]
+
+
+def _index(node: Any, path: tuple[str | int, ...], out: dict[int, tuple[str | int, ...]]) -> None:
+    if isinstance(node, dict):
+        out.setdefault(id(node), path)
+        for k, v in node.items():
+            _index(v, (*path, k), out)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _index(v, (*path, i), out)

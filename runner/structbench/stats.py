@@ -106,16 +106,42 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def _resampled_means(a: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of ``n_resamples`` with-replacement resamples, built in bounded chunks."""
+def _resampled_means(
+    a: np.ndarray, n_resamples: int, rng: np.random.Generator, q: float | None = None
+) -> np.ndarray:
+    """Means (or ``q``-th percentiles) of ``n_resamples`` with-replacement resamples, in bounded chunks."""
     n = a.size
     rows = max(1, _CHUNK_ELEMENTS // n)
     out = np.empty(n_resamples, dtype=np.float64)
     for start in range(0, n_resamples, rows):
         stop = min(n_resamples, start + rows)
         idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = a[idx].mean(axis=1)
+        out[start:stop] = a[idx].mean(axis=1) if q is None else np.percentile(a[idx], q, axis=1)
     return out
+
+
+def bootstrap_diff_ci(
+    before: Sequence[float],
+    after: Sequence[float],
+    q: float | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """95 % percentile-bootstrap interval of ``stat(after) - stat(before)``, two independent samples.
+
+    ``stat`` is the mean, or the ``q``-th percentile (0..100) when ``q`` is given. When the
+    interval holds 0, the samples cannot tell the two apart: the difference is noise.
+
+    Returns:
+        ``(low, high)``, or None when a sample is empty or ``n_resamples`` is 0.
+    """
+    if not before or not after or n_resamples <= 0:
+        return None
+    rng = np.random.default_rng(seed)
+    a = _resampled_means(np.asarray(before, dtype=np.float64), n_resamples, rng, q)
+    b = _resampled_means(np.asarray(after, dtype=np.float64), n_resamples, rng, q)
+    low, high = np.quantile(b - a, [0.025, 0.975])
+    return float(low), float(high)
 
 
 def wilson_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float] | None:

@@ -94,7 +94,9 @@ def test_launched_server_never_healthy(tmp_path: Path) -> None:
     suite = write_suite(tmp_path, [{"kind": "vllm", "name": "v", "launch": launch}], n=1)
     rc, out, run_dir = _run_cli(suite, tmp_path / "results")
     assert rc == 2, out
-    lines = out.strip().splitlines()
+    # The results folder is named first (it holds the server log), then the one-line error.
+    first, *lines = out.strip().splitlines()
+    assert first == f"results: {run_dir}", out
     assert len(lines) == 1 and lines[0].startswith("error: ") and "did not become healthy" in lines[0]
     log = run_dir / "engines" / "v" / "v-server.log"
     assert str(log) in lines[0] and log.exists()

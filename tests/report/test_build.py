@@ -162,3 +162,18 @@ def test_summarize_run_writes_nothing(make_run: Callable[..., Path]) -> None:
     summary = summarize_run(run)
     assert len(summary.cells) == 10
     assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_cells_the_run_never_began_say_not_started(make_run: Callable[..., Path]) -> None:
+    """After Ctrl-C, a cell with no cell file and no records is "not started", not "no completed outputs"."""
+    run = make_run(status="interrupted")
+    for cell in ("sglang.canary.c4", "sglang.math.c4"):
+        (run / "cells" / cell / "cell.json").unlink()
+        cell_records_path(run, cell).unlink()
+    cells = {c.info.cell_id: c for c in build_report(run).cells}
+    canary, math = cells["sglang.canary.c4"], cells["sglang.math.c4"]
+    assert canary.status == math.status == "not started" and canary.quality.canary == "not started"
+    assert math.quality.canary is None and cells["vllm.canary.c4"].quality.canary == "applied"
+    md = (run / "report.md").read_text()
+    assert "no completed outputs" not in md
+    assert "| sglang | c4 (not started) |" in md

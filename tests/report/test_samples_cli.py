@@ -109,7 +109,7 @@ def test_report_and_compare_h200_run(tmp_path: Path) -> None:
     gpu = _copy(GPU_RUN, tmp_path / "gpu")
     res = CliRunner().invoke(main, ["compare", str(gpu), str(run)])
     assert res.exit_code == 0, res.output
-    assert "## Task random_512" in res.output and "(missing)" in res.output
+    assert "## Task random_512" in res.output and "Only in run #2: vllm c16" in res.output
 
 
 def _chromium() -> Path:

@@ -324,6 +324,39 @@ CASES = [
         "tasks/t.yaml:3:20: choices[2]: duplicate choice 'yes'",
     ),
     Case("file-not-found", {}, "nope.yaml: file not found", load="nope.yaml"),
+    Case(
+        "dangling-ref-inline",
+        task("json_schema: schema.json", "json_schema:\n  properties:\n    a: {$ref: '#/$defs/gone'}"),
+        "tasks/t.yaml:7:15: json_schema.properties.a.$ref: $ref '#/$defs/gone' resolves nowhere in this "
+        "schema (remote refs are not fetched)",
+    ),
+    Case(
+        "dangling-ref-file",
+        {"tasks/schema.json": '{\n  "$defs": {"a": {}},\n  "items": {"$ref": "#/$defs/b"}\n}\n'},
+        "tasks/schema.json:3:21: json_schema.items.$ref: $ref '#/$defs/b' resolves nowhere",
+        prefix=True,
+    ),
+    Case(
+        "lookahead-regex",
+        {"tasks/t.yaml": REGEX_TASK.replace('"[A-Z]{3}"', '"(?![A-Z]{4})[A-Z]+"')},
+        "tasks/t.yaml:3:8: regex: a lookahead (?=...) or (?!...) is not supported in a constraint regex",
+        prefix=True,
+        load="tasks/t.yaml",
+    ),
+    Case(
+        "lookbehind-in-a-group",
+        {"tasks/t.yaml": REGEX_TASK.replace('"[A-Z]{3}"', '"x(a|(?<=x)b)*"')},
+        "tasks/t.yaml:3:8: regex: a lookbehind (?<=...) or (?<!...) is not supported",
+        prefix=True,
+        load="tasks/t.yaml",
+    ),
+    Case(
+        "backreference-regex",
+        {"tasks/t.yaml": REGEX_TASK.replace('"[A-Z]{3}"', "'(?P<w>[a-z]+) (?P=w)'")},
+        "tasks/t.yaml:3:8: regex: a backreference is not supported",
+        prefix=True,
+        load="tasks/t.yaml",
+    ),
 ]
 
 
@@ -424,6 +457,27 @@ def test_task_schema_is_checked_under_its_own_draft(project: Path) -> None:
     write_project(project, {"tasks/schema.json": json.dumps(d4)})
     with pytest.raises(SpecError, match=r"exclusiveMinimum: invalid JSON schema: .* \(under 2020-12\)$"):
         load_suite("suites/s.yaml")
+
+
+def test_valid_refs_and_plain_regexes_load(project: Path) -> None:
+    """The dangling-ref and regex checks refuse only what they name (no false alarms)."""
+    schema = {
+        "$id": "https://example.com/root.json",
+        "$defs": {"n": {"$anchor": "num", "type": "number"}, "o": {"$id": "other.json", "type": "string"}},
+        "properties": {"a": {"$ref": "#/$defs/n"}, "b": {"$ref": "#num"}, "c": {"$ref": "other.json"}},
+        "enum": [{"$ref": "not a schema, a value"}],
+    }
+    regex = REGEX_TASK.replace('"[A-Z]{3}"', r'"(?:[A-Z]{3}|\\(x\\))-[0-9]+"')
+    write_project(project, {"tasks/schema.json": json.dumps(schema), "tasks/r.yaml": regex})
+    assert load_task("tasks/t.yaml").schema == schema
+    assert load_task("tasks/r.yaml").spec.name == "r"
+
+
+def test_match_regex_may_use_lookaround(project: Path) -> None:
+    """A grammar task's ``match_regex`` only scores (Python's re), so lookaround stays allowed."""
+    grammar = GRAMMAR_TASK + 'match_regex: "(?=a)a+"\n'
+    write_project(project, {"tasks/t.yaml": grammar, "tasks/g.lark": "start: /a+/\n"})
+    assert load_task("tasks/t.yaml").spec.name == "g"
 
 
 def test_load_path_picks_task_or_suite(project: Path) -> None:

@@ -75,6 +75,9 @@ class EngineInfo:
     cache_block_size: int | None = None
     #: The weight dtype the engine serves when it sets one (None: the checkpoint's own).
     dtype: str | None = None
+    #: Tokens a request's prompt and output share on the server (vLLM's ``max_model_len``,
+    #: SGLang's ``context_length``); None when the engine does not say.
+    context_length: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from structbench.errors import UserError
+from structbench.spec.engine_checks import url_problem
 from structbench.spec.resolved import REDACTED, is_secret_name, redact_args
 
 # Strong references: a server nobody holds any more must still be stopped at exit.
@@ -232,13 +233,10 @@ def check_reachable(name: str, url: str, timeout_s: float = 5.0) -> None:
     Raises:
         UserError: The URL is malformed or nothing listens there.
     """
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as e:
-        raise UserError(f"engine '{name}': bad url: {e}") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise UserError(f"engine '{name}': url must look like http://host:port, got '{parts.scheme}://...'")
+    if (why := url_problem(url)) is not None:
+        raise UserError(f"engine '{name}': url: {why}")
+    parts = urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
     shown = f"{parts.scheme}://{host}:{port}"
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()

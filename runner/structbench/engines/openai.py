@@ -77,7 +77,9 @@ class OpenAIEngine:
         except BaseException:
             await self._client.close()
             raise
-        return EngineInfo(self.name, "openai", facts.model, facts.version, self.spec.url)
+        return EngineInfo(
+            self.name, "openai", facts.model, facts.version, self.spec.url, context_length=facts.max_model_len
+        )
 
     async def generate(self, call: Call, clock: Clock) -> CallMeasure:
         """Stream one call through the shared client; failures come back in ``error``."""

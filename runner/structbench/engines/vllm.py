@@ -180,6 +180,7 @@ class VllmEngine:
             tuple(extra),
             cache_block_size=block,
             dtype=dtype,
+            context_length=facts.max_model_len,
         )
 
     async def _grammar_facts(self) -> tuple[tuple[str, str], ...]:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from structbench.cells import CellCtx, CellWork, run_cell_to, started_facts
 from structbench.engines.registry import EngineEnv, create_engine
+from structbench.limits import check_token_limits
 from structbench.memory import gpu_baseline
 from structbench.progress import Progress
 from structbench.records import CallRecord
@@ -139,6 +140,7 @@ async def _run(job: CellJob, node: str, put: _Put) -> None:
     engine = create_engine(job.spec, EngineEnv(workdir=_engine_dir(job), seed=job.seed))
     try:
         info = await engine.start()
+        check_token_limits(info, job.work.items)
         facts = started_facts(info, job.spec)
         put(Started(facts, node))
         ctx = CellCtx(

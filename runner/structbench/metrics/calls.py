@@ -84,3 +84,28 @@ def duration_s(records: Sequence[CallRecord]) -> float | None:
         return None
     span = max(done) - min(sent)
     return span if span > 0 else None
+
+
+def max_in_flight(records: Iterable[CallRecord]) -> int | None:
+    """The most work items that were in flight at once: the concurrency a cell reached.
+
+    An item is in flight from its first call's ``t_sent`` to its last call's ``t_done`` (a
+    multi-turn item holds its closed-loop slot between turns, a fork holds one slot for all
+    its branches). None when no call was sent. An item that ends exactly when another
+    starts does not overlap it: a closed loop hands its slot over at that instant.
+    """
+    spans: dict[tuple[str, int], list[float]] = {}
+    for r in records:
+        if r.t_sent is None or r.t_done is None:
+            continue
+        span = spans.setdefault((r.item_id, r.attempt), [r.t_sent, r.t_done])
+        span[0], span[1] = min(span[0], r.t_sent), max(span[1], r.t_done)
+    if not spans:
+        return None
+    # Ends sort before starts at the same instant (0 < 1), so a hand-over never counts twice.
+    events = sorted([(s, 1) for s, _ in spans.values()] + [(e, 0) for _, e in spans.values()])
+    now = most = 0
+    for _, starts in events:
+        now += 1 if starts else -1
+        most = max(most, now)
+    return most

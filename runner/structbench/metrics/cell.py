@@ -9,7 +9,14 @@ from dataclasses import dataclass, field, replace
 
 from structbench.engines.counters import HIT_TOKENS, QUERY_TOKENS, neutral_counters
 from structbench.metrics.cache import IdealCache
-from structbench.metrics.calls import CallTiming, call_timing, duration_s, final_attempts, measured
+from structbench.metrics.calls import (
+    CallTiming,
+    call_timing,
+    duration_s,
+    final_attempts,
+    max_in_flight,
+    measured,
+)
 from structbench.metrics.inputs import SLO, CellInfo, CellRuntime, SummaryOptions
 from structbench.metrics.roofline import Roofline
 from structbench.metrics.scores import FieldRate, ScoreRate, canary_verdict, field_rates, score_rates
@@ -18,6 +25,8 @@ from structbench.scoring.registry import ACCURACY_SCORERS, VALIDITY_SCORERS
 from structbench.scoring.score_run import RecordKey, ScoredRecord
 from structbench.stats import EMPTY_DISTRIBUTION, Distribution, describe
 
+#: The status (and canary verdict) of a cell the run never began.
+NOT_STARTED = "not started"
 #: ``CacheStats.server_source``: the engine-neutral counter pair the server rate divides.
 SERVER_SOURCE = f"{HIT_TOKENS}/{QUERY_TOKENS}"
 
@@ -34,6 +43,9 @@ class Counts:
     warmup: int = 0
     items: int = 0
     items_completed: int = 0
+    #: The most items in flight at once (None: nothing was sent). A closed loop of 8
+    #: workers over 2 items reaches 2: its ``c8`` label is what was asked, this what ran.
+    max_in_flight: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +159,7 @@ def _counts(all_records: Sequence[CallRecord], recs: Sequence[CallRecord]) -> Co
         warmup=sum(r.warmup for r in final_attempts(all_records)),
         items=len(items),
         items_completed=sum(items.values()),
+        max_in_flight=max_in_flight(recs),
     )
 
 
@@ -286,14 +299,21 @@ def summarize_cell(
     recs = measured(records)
     counts = _counts(records, recs)
     strategies = tuple(dict.fromkeys(r.strategy for r in recs if r.strategy))
+    quality = _quality(info, recs, scored, opts)
+    status = runtime.status
+    if status == "missing" and not records:
+        # No cell file and not one record: the run stopped before this cell began (an item
+        # that began always leaves records, "cancelled: interrupted" ones at the least).
+        status = NOT_STARTED
+        quality = replace(quality, canary=NOT_STARTED if info.canary else None)
     return CellSummary(
         info=info,
-        status=runtime.status,
+        status=status,
         counts=counts,
         throughput=_throughput(recs, counts, runtime, opts.slo),
         latency=_latency(recs),
         cache=_cache(recs, runtime),
-        quality=_quality(info, recs, scored, opts),
+        quality=quality,
         errors=_errors(recs),
         strategies=strategies,
         peak_gpu_memory_mb=runtime.peak_gpu_memory_mb,

@@ -56,6 +56,7 @@ def _head(c: CellSummary) -> dict[str, object]:
         "warmup_calls": k.warmup,
         "items": k.items,
         "items_completed": k.items_completed,
+        "max_in_flight": k.max_in_flight,
         "duration_s": t.duration_s,
         "request_throughput": t.request_throughput,
         "item_throughput": t.item_throughput,

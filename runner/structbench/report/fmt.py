@@ -73,6 +73,18 @@ def counts(c: CellSummary) -> str:
     return out + f" (+{k.unsupported} unsup.)" if k.unsupported else out
 
 
+def in_flight(c: CellSummary) -> str:
+    """``2 of 8`` when the cell reached fewer items in flight than its load point allows, else blank.
+
+    A closed loop of 8 workers over 2 items is labelled ``c8`` but ran 2 at a time; its
+    figures are those of concurrency 2.
+    """
+    asked, reached = c.info.load.max_concurrency, c.counts.max_in_flight
+    if asked is None or reached is None or reached >= asked:
+        return ""
+    return f"{reached} of {asked}"
+
+
 def load_label(c: CellSummary) -> str:
     """The load point, the cache arm, and the cell status when it did not complete."""
     label = c.info.load.display()

@@ -36,6 +36,7 @@ class _Col:
 _TASK_COLUMNS: tuple[_Col, ...] = (
     _Col("Engine", lambda c: c.info.engine, "l", True),
     _Col("Load", fmt.load_label, "l", True),
+    _Col("max in flight", fmt.in_flight),
     _Col("OK/Fail", fmt.counts, "r", True),
     _Col("req/s", lambda c: fmt.num(c.throughput.request_throughput), "r", True),
     _Col(
@@ -251,6 +252,11 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("TTFT", "time to first token: first streamed token minus send"),
     ("TPOT", "time per output token after the first: (done - first token) / (tokens - 1)"),
     ("E2EL", "end-to-end latency: done minus send"),
+    (
+        "max in flight",
+        "the most items in flight at once, of the most the load point allows; shown only where it fell "
+        "short (fewer items than workers): the cell's figures are those of the concurrency reached",
+    ),
     ("goodput", "completed calls per second meeting every set SLO"),
     ("validity", "share of completed outputs that satisfy the constraint (schema, regex or choice)"),
     ("accuracy", "share right against the reference (mean of per-call scores)"),

@@ -25,6 +25,7 @@ __all__ = [
     "FALLBACK_SCORERS",
     "Refs",
     "check_choices",
+    "check_constraint_regex",
     "check_name",
     "check_regex",
     "check_rows",
@@ -122,6 +123,48 @@ def check_regex(doc: MarkedDoc, field: DataPath, pattern: str) -> None:
         raise doc.error(field, f"invalid regex: {e.msg}{where}") from None
 
 
+#: What Python's regex parser calls the constructs engines cannot constrain with, and their names.
+_UNSUPPORTED_RE: dict[str, str] = {
+    "GROUPREF": "a backreference",
+    "GROUPREF_EXISTS": "a conditional group (?(...)...)",
+}
+
+
+def check_constraint_regex(doc: MarkedDoc, field: DataPath, pattern: str) -> None:
+    """A regex decoded under must avoid what the engines' regex grammars lack.
+
+    xgrammar (vLLM, SGLang) and outlines (embedded) compile a regex into an automaton, which
+    has no lookaround and no backreference: the engine rejects such a pattern when the first
+    request is sent, so we reject it here. Scoring-only regexes (``match_regex``) run in
+    Python's ``re`` and may use them.
+    """
+    import re._parser as sre  # the parser behind re.compile; its tree names each construct
+
+    found = _first_unsupported(sre.parse(pattern), sre)
+    if found is not None:
+        raise doc.error(
+            field,
+            f"{found} is not supported in a constraint regex (engines compile regexes to automata, "
+            "which have no lookaround or backreferences)",
+        )
+
+
+def _first_unsupported(tree: Any, sre: Any) -> str | None:
+    for op, arg in tree:
+        name = str(op)
+        if name in ("ASSERT", "ASSERT_NOT"):
+            ahead = arg[0] >= 0  # the direction: 1 looks ahead, -1 behind
+            return "a lookahead (?=...) or (?!...)" if ahead else "a lookbehind (?<=...) or (?<!...)"
+        if name in _UNSUPPORTED_RE:
+            return _UNSUPPORTED_RE[name]
+        for child in arg if isinstance(arg, tuple | list) else (arg,):
+            subs = child if isinstance(child, list) else [child]
+            for sub in subs:
+                if isinstance(sub, sre.SubPattern) and (inner := _first_unsupported(sub, sre)) is not None:
+                    return inner
+    return None
+
+
 def check_choices(doc: MarkedDoc, spec: ChoiceTaskSpec) -> None:
     """Choices must be distinct, non-empty, and free of edge whitespace (scoring strips)."""
     seen: set[str] = set()
@@ -140,7 +183,7 @@ def load_schema(refs: Refs, spec: JsonTaskSpec) -> dict[str, Any]:
     # Imported here: jsonschema's format checkers take seconds to import on a busy machine.
     from jsonschema.exceptions import SchemaError
 
-    from structbench.schema_drafts import check_schema, draft_of
+    from structbench.schema_drafts import check_schema, dangling_refs, draft_of
 
     if isinstance(spec.json_schema, str):
         path, text = refs.text(("json_schema",), spec.json_schema)
@@ -162,6 +205,12 @@ def load_schema(refs: Refs, spec: JsonTaskSpec) -> dict[str, Any]:
         line, col = (at.line, at.col) if at else (0, 0)
         msg = f"invalid JSON schema: {e.message} (under {draft_of(schema)})"
         raise SpecError(shown, line, col, field, msg) from None
+    # A ref to nowhere passes the meta-schema; engines then fail to compile it at the first request.
+    for inner, ref in dangling_refs(schema)[:1]:
+        at = marks.pos((*prefix, *inner)) if marks else None
+        line, col = (at.line, at.col) if at else (0, 0)
+        msg = f"$ref '{ref}' resolves nowhere in this schema (remote refs are not fetched)"
+        raise SpecError(shown, line, col, format_field(("json_schema", *inner)), msg)
     return schema
 
 

@@ -70,6 +70,11 @@ class EngineSpec(_Frozen):
         variable holding the API key (the loader refuses what looks like a key)."""
         return None
 
+    @property
+    def launch_python(self) -> str | None:
+        """The interpreter a launched server runs under (None: structbench launches nothing)."""
+        return None
+
     @classmethod
     def for_compile(cls) -> Self:
         """A spec good enough for ``structbench compile``, which never contacts the engine.
@@ -174,10 +179,15 @@ def _one_way_in(url: str | None, launch: LaunchSpec | None, name: str) -> None:
 
 
 class _LaunchGpusMixin:
-    """``cell_gpus`` for specs that can launch their server."""
+    """``cell_gpus`` and ``launch_python`` for specs that can launch their server."""
 
     if TYPE_CHECKING:
         launch: LaunchSpec | None
+
+    @property
+    def launch_python(self) -> str | None:
+        """``launch.python`` when the spec launches its server."""
+        return self.launch.python if self.launch is not None else None
 
     @property
     def cell_gpus(self) -> float:
@@ -193,12 +203,15 @@ class VllmEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     url: str | None = None
     """Base URL of a running server (``http://host:port``)."""
     launch: LaunchSpec | None = None
+    """Start the server (below) instead of attaching to ``url``."""
     model: str | None = None
     """Served model name; read from /v1/models when unset."""
     api: Literal["chat", "completions"] = "chat"
+    """OpenAI-compatible endpoint: /v1/chat/completions or /v1/completions."""
     api_key_env: str | None = None
     """Environment variable that holds the API key (never the key itself)."""
     request_timeout_s: float = 600.0
+    """Longest wait for a connection or for the next bytes of a reply."""
     cache: Literal["on", "off"] = "on"
     """Prefix cache for launched servers (off adds --no-enable-prefix-caching)."""
     grammar_backend: VllmGrammarBackend | None = None
@@ -224,7 +237,9 @@ class SglangEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     kind: Literal["sglang"] = "sglang"
     name: str = "sglang"
     url: str | None = None
+    """Base URL of a running server (``http://host:port``)."""
     launch: LaunchSpec | None = None
+    """Start the server (below) instead of attaching to ``url``."""
     backend: Literal["runtime", "embedded"] = "runtime"
     """``runtime``: sgl.RuntimeEndpoint(url). ``embedded``: run the programs in process on the
     embedded engine (CPU, no SGLang server)."""
@@ -234,7 +249,9 @@ class SglangEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     embedded: EmbeddedEngineSpec = EmbeddedEngineSpec()
     """Model settings when ``backend: embedded``."""
     api_key_env: str | None = None
+    """Environment variable that holds the API key (never the key itself)."""
     request_timeout_s: float = 600.0
+    """Longest wait for a connection or for the next bytes of a reply."""
     cache: Literal["on", "off"] = "on"
     """Radix cache for launched servers (off adds --disable-radix-cache)."""
     grammar_backend: SglangGrammarBackend | None = None
@@ -260,10 +277,15 @@ class OpenAIEngineSpec(_ServerSpecMixin, EngineSpec):
     kind: Literal["openai"] = "openai"
     name: str = "openai"
     url: str
+    """Base URL of the server (``http://host:port``)."""
     model: str | None = None
+    """Served model name; read from /v1/models when unset."""
     api: Literal["chat", "completions"] = "chat"
+    """OpenAI-compatible endpoint: /v1/chat/completions or /v1/completions."""
     api_key_env: str | None = None
+    """Environment variable that holds the API key (never the key itself)."""
     request_timeout_s: float = 600.0
+    """Longest wait for a connection or for the next bytes of a reply."""
     constraints: tuple[ConstraintKind, ...] = ("none", "json_schema")
     """Constraints the server enforces; others are recorded as unsupported."""
 

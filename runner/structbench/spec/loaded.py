@@ -44,11 +44,16 @@ class LoadedTask:
 
 @dataclass(frozen=True, slots=True)
 class LoadedSuite:
-    """A validated suite and its loaded tasks, in the suite's order."""
+    """A validated suite and its loaded tasks, in the suite's order.
+
+    ``warnings`` are located one-line problems that only ``run`` refuses (an unset
+    ``api_key_env`` variable); ``validate`` prints them.
+    """
 
     spec: SuiteSpec
     path: Path
     tasks: tuple[LoadedTask, ...]
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         engines = ", ".join(e.name for e in self.spec.engines)

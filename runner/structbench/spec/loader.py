@@ -22,6 +22,7 @@ from structbench.kinds.schema_corpus import load_corpus
 from structbench.spec.checks import (
     Refs,
     check_choices,
+    check_constraint_regex,
     check_name,
     check_regex,
     check_rows,
@@ -30,6 +31,7 @@ from structbench.spec.checks import (
     load_grammars,
     load_schema,
 )
+from structbench.spec.engine_checks import engine_problems
 from structbench.spec.loaded import LoadedSuite, LoadedTask
 from structbench.spec.marks import MarkedDoc, parse_yaml
 from structbench.spec.paths import display_path, find_root
@@ -64,7 +66,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
     doc = read_doc(path, "suite")
     spec = validate(_suite_adapter(suite_model()), doc)
     check_name(doc, ("name",), spec.name)
-    _check_engines(doc, spec)
+    warnings = _check_engines(doc, spec)
     refs = Refs(doc, path.parent, root)
     tasks: list[LoadedTask] = []
     for i, ref in enumerate(spec.tasks):
@@ -74,7 +76,7 @@ def load_suite(path: str | Path) -> LoadedSuite:
                 where = "listed twice" if other.path == task.path else f"also in {display_path(other.path)}"
                 raise doc.error(("tasks", i), f"duplicate task name '{task.spec.name}' ({where}, tasks[{j}])")
         tasks.append(task)
-    return LoadedSuite(spec, path, tuple(tasks))
+    return LoadedSuite(spec, path, tuple(tasks), warnings)
 
 
 def load_task(path: str | Path, *, seed: int = 0, root: Path | None = None) -> LoadedTask:
@@ -142,7 +144,9 @@ def read_doc(path: Path, what: str) -> MarkedDoc:
     return doc
 
 
-def _check_engines(doc: MarkedDoc, spec: SuiteSpec) -> None:
+def _check_engines(doc: MarkedDoc, spec: SuiteSpec) -> tuple[str, ...]:
+    """Raise the first engine problem; return the located warnings (problems only ``run`` refuses)."""
+    warnings: list[str] = []
     seen: dict[str, int] = {}
     for i, engine in enumerate(spec.engines):
         check_name(doc, ("engines", i, "name"), engine.name)
@@ -158,6 +162,12 @@ def _check_engines(doc: MarkedDoc, spec: SuiteSpec) -> None:
                 ("engines", i, "api_key_env"),
                 "must name an environment variable (e.g. OPENAI_API_KEY), not hold a key",
             )
+        for problem in engine_problems(engine):
+            err = doc.error(("engines", i, *problem.field), problem.message)
+            if not problem.run_only:
+                raise err
+            warnings.append(str(err))
+    return tuple(warnings)
 
 
 @lru_cache(maxsize=8)
@@ -169,6 +179,7 @@ def _suite_adapter(model: type[SuiteSpec]) -> TypeAdapter[SuiteSpec]:
 def _check_patterns(doc: MarkedDoc, spec: TaskSpec) -> None:
     if isinstance(spec, RegexTaskSpec):
         check_regex(doc, ("regex",), spec.regex)
+        check_constraint_regex(doc, ("regex",), spec.regex)
     elif isinstance(spec, GrammarTaskSpec) and spec.match_regex is not None:
         check_regex(doc, ("match_regex",), spec.match_regex)
     elif isinstance(spec, ChoiceTaskSpec):

@@ -32,6 +32,7 @@ class LoadSpec(_Frozen):
     rate: tuple[Annotated[float, Field(gt=0)], ...] = Field(default=(float("inf"),), min_length=1)
     """Requests/s for ``rate`` mode (``.inf`` = all at once)."""
     arrivals: Literal["poisson", "gamma", "constant"] = "poisson"
+    """Gaps between arrivals in ``rate`` mode: exponential, gamma (see ``burstiness``) or constant."""
     burstiness: float = Field(default=1.0, gt=0)
     """Gamma shape: 1 = Poisson, < 1 burstier, > 1 smoother (as vLLM's ``--burstiness``)."""
     max_concurrency: int | None = Field(default=None, gt=0)
@@ -79,8 +80,11 @@ class SLOSpec(_Frozen):
     """Service-level objectives for goodput (all optional, in ms)."""
 
     ttft_ms: float | None = None
+    """Time to first token, at most."""
     tpot_ms: float | None = None
+    """Time per output token after the first, at most."""
     e2el_ms: float | None = None
+    """End-to-end latency of a call, at most."""
 
 
 class SuiteSpec(_Frozen):
@@ -91,15 +95,20 @@ class SuiteSpec(_Frozen):
     """
 
     name: str
+    """Names the results folder (``results/<name>/``)."""
     description: str = ""
+    """Free text, shown in the report."""
     engines: tuple[EngineSpec, ...] = DEFAULT_ENGINES
     """Engines to compare (each entry's ``kind`` is a registered engine kind); defaults to the
     embedded CPU engine."""
     tasks: tuple[str, ...] = Field(min_length=1)
     """Task YAML files, relative to this file."""
     load: LoadSpec = LoadSpec()
+    """How the work items are sent (below)."""
     seed: int = 0
+    """Seeds dataset shuffles, item expansion, arrivals and every call's sampling seed."""
     slo: SLOSpec = SLOSpec()
+    """Latency limits for goodput (below)."""
     schema_timeout_s: float = 2.0
     """Per-output time limit for schema validation."""
     bootstrap: int = 1000

@@ -21,7 +21,9 @@ class DatasetSpec(_Frozen):
     hf: str | None = None
     """Hugging Face ``datasets`` id (needs internet and the ``hf`` extra)."""
     hf_config: str | None = None
+    """The ``datasets`` configuration name, if the dataset has several."""
     split: str = "train"
+    """The ``datasets`` split to read."""
     data_files: str | tuple[str, ...] | None = None
     """Files for a ``datasets`` builder (``hf: json``, ``csv``, ``parquet``), relative to
     the task file: lets ``datasets`` read local files."""
@@ -38,21 +40,28 @@ class FewShot(_Frozen):
     """A worked example placed before the question."""
 
     user: str
+    """The example question (a template, like ``prompt``)."""
     assistant: str
+    """Its answer, as the model should give it."""
 
 
 class _TaskBase(_Frozen):
     name: str
     """Unique task name within the suite."""
     description: str = ""
+    """Free text, shown in the report."""
     dataset: DatasetSpec = DatasetSpec(rows=({},))
+    """Where the rows come from (below); default: one empty row."""
     system: str | None = None
     """System prompt template (Jinja2, sandboxed; the row is ``row``)."""
     prompt: str = ""
     """User message template."""
     few_shot: tuple[FewShot, ...] = ()
+    """Worked examples sent before the question, as earlier chat turns."""
     max_tokens: int = Field(default=256, gt=0)
+    """Most output tokens per call (checked against the server's context before a run sends load)."""
     temperature: float = Field(default=0.0, ge=0.0)
+    """Sampling temperature (0 = greedy)."""
     reference: str | None = None
     """Template for the reference answer (e.g. ``{{ row.answer | tojson }}``)."""
     scorers: tuple[str, ...] = ()
@@ -73,6 +82,8 @@ class RegexTaskSpec(_TaskBase):
 
     kind: Literal["regex"]
     regex: str
+    """The pattern every output must match, in the subset engines compile (no lookaround or
+    backreferences)."""
     canary: bool = False
     """A pattern the model would not follow unprompted: if outputs don't match, the run flags
     the constraint as not applied."""
@@ -84,6 +95,7 @@ class ChoiceTaskSpec(_TaskBase):
 
     kind: Literal["choice"]
     choices: tuple[str, ...] = Field(min_length=2)
+    """The answers to pick from (distinct, no edge whitespace)."""
     strategy: Literal["constrained", "select"] = "constrained"
     """``constrained``: decode under a regex alternation. ``select``: score each choice by
     logprob (SGLang's ``sgl.select``); engines without it record unsupported."""
@@ -104,6 +116,7 @@ class GrammarTaskSpec(_TaskBase):
 
     kind: Literal["grammar"]
     grammar: GrammarFiles
+    """The grammar files (below), relative to the task file."""
     match_regex: str | None = None
     """Optional regex the output must fully match, used by ``regex_match`` scoring."""
 

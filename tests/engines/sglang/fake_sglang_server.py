@@ -22,6 +22,7 @@ from typing import Any
 
 PREFERRED = "green"  # what select should pick
 ARGS = argparse.Namespace()
+FAKE_MODEL_LEN = 2048
 SEEN: list[str] = []
 LOCK = threading.Lock()
 CACHED_TOTAL = [0]
@@ -107,8 +108,15 @@ class Handler(BaseHTTPRequestHandler):
             self._json({"model_path": ARGS.model_path, "is_generation": True})
         elif path in ("/server_info", "/get_server_info"):
             self._json(
-                {"version": "0.5.17-fake", "model_path": ARGS.model_path, "internal_states": [{"x": 1}]}
+                {
+                    "version": "0.5.17-fake",
+                    "model_path": ARGS.model_path,
+                    "context_length": ARGS.context_length,  # as SGLang: null unless given
+                    "internal_states": [{"x": 1}],
+                }
             )
+        elif path == "/v1/models":  # SGLang's model card carries the length it derived
+            self._json({"data": [{"id": ARGS.model_path, "max_model_len": FAKE_MODEL_LEN}]})
         elif path == "/metrics":
             data = f"sglang:cached_tokens_total {CACHED_TOTAL[0]}\n".encode()
             self.send_response(200)
@@ -158,6 +166,7 @@ def main(argv: list[str]) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--disable-radix-cache", action="store_true")
+    p.add_argument("--context-length", type=int, default=None)
     known, _ = p.parse_known_args(argv)
     ARGS.__dict__.update(vars(known))
     log({"argv": argv})

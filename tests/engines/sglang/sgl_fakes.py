@@ -110,6 +110,7 @@ class FakeRuntime:
     """
 
     model_id: str = "fake-smollm2"
+    context_length: int | None = 8192
     fail_on: str | None = None
     delay_s: float = 0.05
     requests: list[GenRequest] = field(default_factory=list)

@@ -36,7 +36,9 @@ FAKE = Path(__file__).with_name("fake_sglang_server.py")
 SMOL = Path.home() / ".cache" / "structbench" / "smollm2-135m-instruct-hf"
 
 
-def _spec(tmp_path: Path, model: str, mode: str, cache: str = "on") -> tuple[SglangEngineSpec, Path]:
+def _spec(
+    tmp_path: Path, model: str, mode: str, cache: str = "on", extra: tuple[str, ...] = ()
+) -> tuple[SglangEngineSpec, Path]:
     pkg = tmp_path / "shadow" / "sglang"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
@@ -47,7 +49,7 @@ def _spec(tmp_path: Path, model: str, mode: str, cache: str = "on") -> tuple[Sgl
     launch = LaunchSpec(
         model=model,
         python=sys.executable,
-        args=("--mem-fraction-static", "0.5"),
+        args=("--mem-fraction-static", "0.5", *extra),
         env={"PYTHONPATH": str(pkg.parent), "FAKE_SGL_LOG": str(log)},
         startup_timeout_s=60,
     )
@@ -106,6 +108,7 @@ def test_program_mode_on_a_launched_server(tmp_path: Path) -> None:
     assert _down(url), "the launched server must be stopped on close"
     extra = dict(info.extra)
     assert info.version == "sglang 0.5.17-fake" and info.model == str(SMOL)
+    assert info.context_length == 2048  # no --context-length: the model card's max_model_len
     assert "derived from the model's chat template" in extra["chat_template"]
     assert "internal_states" not in json.loads(extra["server_info"])
     assert (tmp_path / "sgl-server.log").is_file()
@@ -141,7 +144,8 @@ def test_program_mode_on_a_launched_server(tmp_path: Path) -> None:
 
 def test_generate_mode_cache_off_and_builtin_template(tmp_path: Path) -> None:
     # No local tokenizer at this path, so SGLang's own template pick ("qwen") is used.
-    spec, log = _spec(tmp_path, "/nonexistent/Qwen2-0.5B-Instruct", "generate", cache="off")
+    qwen = "/nonexistent/Qwen2-0.5B-Instruct"
+    spec, log = _spec(tmp_path, qwen, "generate", cache="off", extra=("--context-length", "512"))
     engine = SglangEngine(spec, EngineEnv(workdir=tmp_path))
     assert engine.capabilities.grammar_syntaxes == frozenset({"gbnf"}) and engine.capabilities.cached_tokens
     items = [
@@ -152,6 +156,7 @@ def test_generate_mode_cache_off_and_builtin_template(tmp_path: Path) -> None:
     ]
     info, (chat, gram, sel, rx), _ = _go(engine, items)
     assert "sglang built-in 'qwen'" in dict(info.extra)["chat_template"]
+    assert info.context_length == 512  # the server's own --context-length wins
     assert all(r.ok for r in chat + gram + sel + rx), [r.error for r in chat + gram + sel + rx]
     assert gram[0].text == "yes" and gram[0].strategy == "sgl.gen.ebnf"
     assert sel[0].text == "green"

@@ -59,6 +59,8 @@ class Runtime(Protocol):
     """A loaded model with a micro-batching worker thread."""
 
     model_id: str
+    #: Positions the model has (prompt and output together); None when it declares none.
+    context_length: int | None
 
     def chat_prompt(self, messages: list[tuple[str, str]], add_generation_prompt: bool = True) -> str:
         """Render messages with the model's own chat template."""

@@ -137,7 +137,13 @@ class EmbeddedEngine:
             *grammar_info(),
         )
         return EngineInfo(
-            self.name, "embedded", self._runtime.model_id, versions(), extra=extra, dtype=s.dtype
+            self.name,
+            "embedded",
+            self._runtime.model_id,
+            versions(),
+            extra=extra,
+            dtype=s.dtype,
+            context_length=self._runtime.context_length,
         )
 
     async def close(self) -> None:

@@ -12,10 +12,12 @@ constraint.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.metadata
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +107,8 @@ class EmbeddedRuntime:
         from structbench.engines.embedded.decode import Decoder
 
         self.model_id = model_id
+        #: The model config's ``max_position_embeddings`` (None: it declares none).
+        self.context_length: int | None = handle.max_positions
         self._handle: ModelHandle | None = handle
         self._tokenizer = handle.tokenizer
         self._compiler = handle.compiler
@@ -190,6 +194,27 @@ def compile_limits(spec: EmbeddedEngineSpec) -> CompileLimits | None:
     return CompileLimits(spec.compile_timeout_s, spec.compile_memory_mb)
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers without its progress bars and below-error logs, restored afterwards.
+
+    Loading a model draws "Loading weights" bars and logs notes on stderr, between the
+    run's own lines; they say nothing a benchmark user can act on. Errors still show.
+    """
+    from transformers.utils import logging
+
+    hf_logging: Any = logging  # its switches are untyped
+    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_runtime(spec: EmbeddedEngineSpec) -> EmbeddedRuntime:
     """Load the model of ``spec`` and start its worker thread (takes seconds).
 
@@ -218,8 +243,9 @@ def _load_handle(src: ModelSource, spec: EmbeddedEngineSpec) -> ModelHandle:
     from structbench.engines.embedded.decode import ModelHandle
 
     kw: dict[str, Any] = {"gguf_file": src.gguf_file} if src.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(src.path, **kw)
-    model: Any = AutoModelForCausalLM.from_pretrained(src.path, dtype=getattr(torch, spec.dtype), **kw)
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(src.path, **kw)
+        model: Any = AutoModelForCausalLM.from_pretrained(src.path, dtype=getattr(torch, spec.dtype), **kw)
     model.eval()
     if tokenizer.eos_token_id is None:
         raise UserError(f"embedded model '{spec.model}': its tokenizer has no EOS token")

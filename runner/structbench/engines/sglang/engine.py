@@ -219,6 +219,7 @@ class SglangEngine:
                 *grammar,
             ),
             cache_block_size=facts.page_size,
+            context_length=facts.context_length,
             dtype=flag_value(self.spec.launch.args, "--dtype") if self.spec.launch is not None else None,
         )
 

@@ -67,6 +67,8 @@ class ServerFacts:
     server_args: str
     #: The radix cache's page size in tokens (SGLang's default is 1: any token prefix).
     page_size: int = 1
+    #: The context length the server enforces (None: it did not say).
+    context_length: int | None = None
 
 
 async def server_facts(client: HttpClient, name: str, url: str) -> ServerFacts:
@@ -88,7 +90,24 @@ async def server_facts(client: HttpClient, name: str, url: str) -> ServerFacts:
         version=str(info.get("version", "")),
         server_args=json.dumps(info, sort_keys=True, default=str),
         page_size=page if isinstance(page, int) and page > 0 else 1,
+        context_length=await _context_length(client, info),
     )
+
+
+async def _context_length(client: HttpClient, info: dict[str, Any]) -> int | None:
+    """``--context-length`` when the server was given one, else the model's, from ``/v1/models``.
+
+    ``/server_info`` holds the server's arguments, where ``context_length`` is null unless set;
+    the OpenAI-compatible model list reports the length the server derived from the model.
+    """
+    given = info.get("context_length")
+    if isinstance(given, int) and given > 0:
+        return given
+    models = await client.get_json("/v1/models")
+    data = models.get("data") if models is not None else None
+    entry = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+    length = entry.get("max_model_len")
+    return length if isinstance(length, int) and length > 0 else None
 
 
 async def _get_first(client: HttpClient, paths: tuple[str, ...]) -> dict[str, Any] | None:
