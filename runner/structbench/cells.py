@@ -257,9 +257,8 @@ async def _drive_cell(
     engine: Engine, cw: CellWork, ctx: CellCtx, out: CellOutput
 ) -> tuple[DriveResult, _CellRun]:
     """Flush, warm up, read the counters, drive the cell's load and sample memory around it."""
-    cell, items = cw.cell, cw.items
-    # The first items run again first as warm-up; the driver flags their records.
-    warm = items[: ctx.warmup]
+    cell = cw.cell
+    warm, items = warmup_split(cw.items, ctx.warmup)
     ran = _CellRun(len(warm))
     if ctx.reset_cache and isinstance(engine, CacheResetter):
         ran.cache_reset = await engine.reset_prefix_cache()
@@ -285,6 +284,19 @@ async def _drive_cell(
     ran.metrics_after = await _metrics(engine)
     ran.memory = mem.report
     return res, ran
+
+
+def warmup_split(items: Sequence[WorkItem], warmup: int) -> tuple[list[WorkItem], list[WorkItem]]:
+    """The cell's warm-up items and its measured ones; the driver flags the warm-ups' records.
+
+    A task with primers (a prefix workload's shared prefixes) warms up with them alone:
+    replaying a measured item would cache all of that item's prompt and lift its hit
+    rate above what the task built. Otherwise the first ``warmup`` items run again first.
+    """
+    primers = [it for it in items if it.primer]
+    if primers:
+        return primers, [it for it in items if not it.primer]
+    return list(items[:warmup]), list(items)
 
 
 def prompt_counter(engine: Engine) -> PromptCounter:
