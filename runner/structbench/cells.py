@@ -100,6 +100,8 @@ class CellCtx:
     engine: EngineFacts
     #: The engine's prefix-cache block size (None: no prefix cache, no ideal).
     block_size: int | None = None
+    #: Where ``block_size`` came from (:attr:`EngineInfo.cache_block_source`).
+    block_source: str | None = None
     #: The Ray node the cell runs on (None: in the driver's process).
     node: str | None = None
 
@@ -336,6 +338,7 @@ def _cell_file(cw: CellWork, res: DriveResult, ran: _CellRun, ctx: CellCtx) -> C
         metrics_after=ran.metrics_after,
         memory=None if ran.memory is None else MemoryFacts.model_validate(ran.memory.to_dict()),
         cache_block_size=ctx.block_size,
+        cache_block_source=ctx.block_source,
         ideal=None if ran.ideal is None else IdealFacts(**asdict(ran.ideal)),
     )
 

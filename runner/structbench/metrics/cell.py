@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from structbench.engines.counters import HIT_TOKENS, QUERY_TOKENS, neutral_counters
 from structbench.metrics.cache import IdealCache
 from structbench.metrics.calls import CallTiming, call_timing, duration_s, final_attempts, measured
+from structbench.metrics.hit_target import HitTarget, hit_target
 from structbench.metrics.inputs import SLO, CellInfo, CellRuntime, SummaryOptions
 from structbench.metrics.roofline import Roofline
 from structbench.metrics.scores import FieldRate, ScoreRate, canary_verdict, field_rates, score_rates
@@ -132,6 +133,8 @@ class CellSummary:
     peak_rss_mb: float | None = None
     #: Decode rate against the memory-bandwidth bound, where model size and GPU are known.
     roofline: Roofline | None = None
+    #: Achieved against target hit rate, for a task built for one (``prefix_hit``).
+    hit_target: HitTarget | None = None
 
 
 def _counts(all_records: Sequence[CallRecord], recs: Sequence[CallRecord]) -> Counts:
@@ -286,18 +289,22 @@ def summarize_cell(
     recs = measured(records)
     counts = _counts(records, recs)
     strategies = tuple(dict.fromkeys(r.strategy for r in recs if r.strategy))
+    cache = _cache(recs, runtime)
+    rates = (cache.server_hit_rate, cache.client_hit_rate)
+    ideals = (cache.ideal_token_hit_rate, cache.ideal_hit_rate)
     return CellSummary(
         info=info,
         status=runtime.status,
         counts=counts,
         throughput=_throughput(recs, counts, runtime, opts.slo),
         latency=_latency(recs),
-        cache=_cache(recs, runtime),
+        cache=cache,
         quality=_quality(info, recs, scored, opts),
         errors=_errors(recs),
         strategies=strategies,
         peak_gpu_memory_mb=runtime.peak_gpu_memory_mb,
         peak_rss_mb=runtime.peak_rss_mb,
+        hit_target=hit_target(info, runtime, recs, rates, ideals),
     )
 
 

@@ -204,6 +204,7 @@ class SglangEngine:
                 ("server_info", facts.server_args),
             ),
             cache_block_size=facts.page_size,
+            cache_block_source=facts.page_source,
             dtype=flag_value(self.spec.launch.args, "--dtype") if self.spec.launch is not None else None,
         )
 

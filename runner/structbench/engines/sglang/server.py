@@ -49,6 +49,10 @@ def server_process(launch: LaunchSpec, cache: str, workdir: Path, name: str) -> 
     return ServerProcess(cfg), url
 
 
+#: Where the page size comes from when the server does not report one.
+_PAGE_DEFAULT_SOURCE = "SGLang default (1; the server did not say)"
+
+
 @dataclass(frozen=True, slots=True)
 class ServerFacts:
     """What the server says about itself (for the manifest)."""
@@ -59,6 +63,8 @@ class ServerFacts:
     server_args: str
     #: The radix cache's page size in tokens (SGLang's default is 1: any token prefix).
     page_size: int = 1
+    #: Where ``page_size`` came from.
+    page_source: str = _PAGE_DEFAULT_SOURCE
 
 
 async def server_facts(client: HttpClient, name: str, url: str) -> ServerFacts:
@@ -75,11 +81,13 @@ async def server_facts(client: HttpClient, name: str, url: str) -> ServerFacts:
         )
     info.pop("internal_states", None)
     page = info.get("page_size")
+    known = isinstance(page, int) and page > 0
     return ServerFacts(
         model_path=str(model.get("model_path", info.get("model_path", ""))),
         version=str(info.get("version", "")),
         server_args=json.dumps(info, sort_keys=True, default=str),
-        page_size=page if isinstance(page, int) and page > 0 else 1,
+        page_size=page if known and isinstance(page, int) else 1,
+        page_source="server (/server_info page_size)" if known else _PAGE_DEFAULT_SOURCE,
     )
 
 
