@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -216,3 +218,20 @@ def test_bad_prefix_hit_tasks_are_located_errors(
     with pytest.raises(SpecError) as e:
         load_tasks(path)
     assert message in str(e.value)
+
+
+def test_loading_a_task_with_a_tokenizer_imports_no_transformers(tmp_path: Path) -> None:
+    # validate loads tasks; only expanding one (run, compile) loads the tokenizer.
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{}", encoding="utf-8")
+    path = _write(tmp_path, TASK.format(targets="[0.2, 0.4]") + "tokenizer: model\n")
+    code = (
+        "import sys\nfrom structbench.spec.loader import load_tasks\n"
+        f"ts = load_tasks({str(path)!r})\n"
+        "print(ts[0].spec.tokenizer, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == [str(folder.resolve()), "False"]
