@@ -104,6 +104,8 @@ class CellCtx:
     engine: EngineFacts
     #: The engine's prefix-cache block size (None: no prefix cache, no ideal).
     block_size: int | None = None
+    #: Where ``block_size`` came from (:attr:`EngineInfo.cache_block_source`).
+    block_source: str | None = None
     #: The Ray node the cell runs on (None: in the driver's process).
     node: str | None = None
 
@@ -261,9 +263,8 @@ async def _drive_cell(
     engine: Engine, cw: CellWork, ctx: CellCtx, out: CellOutput
 ) -> tuple[DriveResult, _CellRun]:
     """Flush, warm up, read the counters, drive the cell's load and sample memory around it."""
-    cell, items = cw.cell, cw.items
-    # The first items run again first as warm-up; the driver flags their records.
-    warm = items[: ctx.warmup]
+    cell = cw.cell
+    warm, items = warmup_split(cw.items, ctx.warmup)
     ran = _CellRun(len(warm))
     if ctx.reset_cache and isinstance(engine, CacheResetter):
         ran.cache_reset = await engine.reset_prefix_cache()
@@ -289,6 +290,19 @@ async def _drive_cell(
     ran.metrics_after = await _metrics(engine)
     ran.memory = mem.report
     return res, ran
+
+
+def warmup_split(items: Sequence[WorkItem], warmup: int) -> tuple[list[WorkItem], list[WorkItem]]:
+    """The cell's warm-up items and its measured ones; the driver flags the warm-ups' records.
+
+    A task with primers (a prefix workload's shared prefixes) warms up with them alone:
+    replaying a measured item would cache all of that item's prompt and lift its hit
+    rate above what the task built. Otherwise the first ``warmup`` items run again first.
+    """
+    primers = [it for it in items if it.primer]
+    if primers:
+        return primers, [it for it in items if not it.primer]
+    return list(items[:warmup]), list(items)
 
 
 def prompt_counter(engine: Engine) -> PromptCounter:
@@ -328,6 +342,7 @@ def _cell_file(cw: CellWork, res: DriveResult, ran: _CellRun, ctx: CellCtx) -> C
         metrics_after=ran.metrics_after,
         memory=None if ran.memory is None else MemoryFacts.model_validate(ran.memory.to_dict()),
         cache_block_size=ctx.block_size,
+        cache_block_source=ctx.block_source,
         ideal=None if ran.ideal is None else IdealFacts(**asdict(ran.ideal)),
     )
 

@@ -9,7 +9,7 @@ from structbench.engines.registry import EngineEnv, create_engine, spec_class
 from structbench.kinds.registry import expand_task
 from structbench.program import compile_item
 from structbench.spec.engines import EngineSpec
-from structbench.spec.loader import load_task
+from structbench.spec.loader import load_tasks
 
 
 def default_engine_spec(kind: str) -> EngineSpec:
@@ -23,7 +23,7 @@ def default_engine_spec(kind: str) -> EngineSpec:
 
 def compile_task(task_path: Path, engine_kind: str, num_items: int = 1) -> str:
     """Return the native form of the first ``num_items`` work items of a task file."""
-    task = load_task(task_path)
+    task = load_tasks(task_path)[0]  # a sweep compiles its first value
     items = expand_task(task, random.Random(f"0:{task.spec.name}"), None)[:num_items]
     engine = create_engine(default_engine_spec(engine_kind), EngineEnv(workdir=Path(".")))
     parts = []

@@ -159,6 +159,8 @@ class WorkItem:
         prefix: Messages before the branches (system prompt, few-shot examples).
         branches: One branch = linear (multi-turn) program; several = ``fork(n)``.
         meta: Free-form string labels carried into records (category, group, ...).
+        primer: Runs only as the cell's warm-up, before the measured items, to fill the
+            engine's cache (a prefix workload's shared prefixes); never measured.
     """
 
     item_id: str
@@ -167,6 +169,7 @@ class WorkItem:
     prefix: tuple[Message, ...]
     branches: tuple[Branch, ...]
     meta: tuple[tuple[str, str], ...] = field(default=())
+    primer: bool = False
 
     @property
     def is_fork(self) -> bool:
@@ -195,6 +198,7 @@ def item_to_dict(item: WorkItem) -> dict[str, object]:
             {"turns": [{"user": t.user, "gen": _gen_to_dict(t.gen)} for t in b.turns]} for b in item.branches
         ],
         "meta": [list(m) for m in item.meta],
+        "primer": item.primer,
     }
 
 
@@ -225,4 +229,5 @@ def item_from_dict(d: Mapping[str, Any]) -> WorkItem:
             for b in d["branches"]
         ),
         meta=tuple((str(a), str(b)) for a, b in d.get("meta", ())),
+        primer=bool(d.get("primer", False)),
     )

@@ -134,7 +134,10 @@ def unfinished_items(items: Sequence[WorkItem], records: Iterable[CallRecord]) -
             r is not None and (r.unsupported or r.rejected) for r in recs
         )
 
-    return [it for it in items if not done(it)]
+    todo = [it for it in items if not it.primer and not done(it)]
+    # Primers are never measured, so never done: they rerun (as the warm-up) only with
+    # measured work, which needs its prefixes cached again.
+    return [it for it in items if it.primer] + todo if todo else []
 
 
 def read_items(path: Path) -> dict[str, list[WorkItem]]:

@@ -47,6 +47,7 @@ from structbench.spec.engines import EngineSpec
 from structbench.spec.loader import LoadedSuite, resolved_dict
 from structbench.spec.marks import format_field
 from structbench.spec.suite import LoadSpec
+from structbench.spec.tasks import PrefixHitTaskSpec, TaskSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +260,8 @@ def _initial_manifest(suite: LoadedSuite, run_dir: Path, seed: int, cells: Seque
             scorers=tuple(t.spec.scorers),
             canary=bool(getattr(t.spec, "canary", False)),
             path=str(t.path),
+            target_hit_rate=_prefix_hit(t.spec)[0],
+            input_len=_prefix_hit(t.spec)[1],
         )
         for t in suite.tasks
     }
@@ -266,6 +269,13 @@ def _initial_manifest(suite: LoadedSuite, run_dir: Path, seed: int, cells: Seque
     options = OptionsFacts(schema_timeout_s=s.schema_timeout_s, bootstrap=s.bootstrap, slo=slo)
     cell_entries = tuple(c.entry() for c in cells)
     return base_manifest(run).model_copy(update={"tasks": tasks, "options": options, "cells": cell_entries})
+
+
+def _prefix_hit(spec: TaskSpec) -> tuple[float | None, int | None]:
+    """(target hit rate, input length) of a ``prefix_hit`` task, for the report's check."""
+    if isinstance(spec, PrefixHitTaskSpec):
+        return spec.targets[0], spec.input_len
+    return None, None
 
 
 def _write_items(path: Path, items: dict[str, list[WorkItem]]) -> None:
@@ -299,6 +309,7 @@ async def _run_engines(
                     knobs.reset_cache,
                     facts,
                     block_size=info.cache_block_size,
+                    block_source=info.cache_block_source,
                 )
                 # One engine's cells in a row: each sees the ones before it (an unflushed cache).
                 interrupted, bad = await run_engine_cells(engine, mine, run_dir, ctx)

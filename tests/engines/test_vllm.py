@@ -14,7 +14,7 @@ import pytest
 from http_fake import serve
 from structbench.engines.base import ExecContext
 from structbench.engines.registry import EngineEnv
-from structbench.engines.vllm import VllmEngine, launch_argv, vllm_constraint
+from structbench.engines.vllm import VllmEngine, block_size_and_source, launch_argv, vllm_constraint
 from structbench.errors import UserError
 from structbench.ir import (
     Branch,
@@ -234,3 +234,18 @@ def test_launch_failure_names_the_log(tmp_path: Path) -> None:
         asyncio.run(eng.start())
     msg = str(err.value)
     assert str(tmp_path / "v-server.log") in msg and "No module named" in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "expected"),
+    [
+        ({"block_size": "128"}, ("--block-size", "32"), (128, "server (/metrics vllm:cache_config_info)")),
+        ({}, ("--dtype", "float32", "--block-size", "32"), (32, "launch flag --block-size")),
+        ({}, ("--block-size=64",), (64, "launch flag --block-size")),
+        ({"block_size": "x"}, ("--block-size", "0"), (16, "vLLM default (16; the server did not say)")),
+    ],
+)
+def test_block_size_comes_from_the_server_then_the_flags_then_the_default(
+    config: dict[str, str], args: tuple[str, ...], expected: tuple[int, str]
+) -> None:
+    assert block_size_and_source(config, args) == expected

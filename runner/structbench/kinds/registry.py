@@ -27,6 +27,7 @@ KINDS: dict[str, str] = {
     "grammar": "structbench.kinds.grammar:expand",
     "chat": "structbench.kinds.chat:expand",
     "fanout": "structbench.kinds.fanout:expand",
+    "prefix_hit": "structbench.kinds.prefix_hit:expand",
     "schema_corpus": "structbench.kinds.schema_corpus:expand",
 }
 

@@ -15,6 +15,7 @@ from structbench.metrics.cell import (
     meets_slo,
     summarize_cell,
 )
+from structbench.metrics.hit_target import HitTarget
 from structbench.metrics.inputs import (
     SLO,
     CellInfo,
@@ -39,6 +40,7 @@ __all__ = [
     "Counts",
     "EngineRow",
     "FieldRate",
+    "HitTarget",
     "Latency",
     "LoadPoint",
     "Quality",

@@ -17,6 +17,7 @@ from structbench.metrics.calls import (
     max_in_flight,
     measured,
 )
+from structbench.metrics.hit_target import HitTarget, hit_target
 from structbench.metrics.inputs import SLO, CellInfo, CellRuntime, SummaryOptions
 from structbench.metrics.roofline import Roofline
 from structbench.metrics.scores import FieldRate, ScoreRate, canary_verdict, field_rates, score_rates
@@ -144,6 +145,8 @@ class CellSummary:
     peak_rss_mb: float | None = None
     #: Decode rate against the memory-bandwidth bound, where model size and GPU are known.
     roofline: Roofline | None = None
+    #: Achieved against target hit rate, for a task built for one (``prefix_hit``).
+    hit_target: HitTarget | None = None
 
 
 def _counts(all_records: Sequence[CallRecord], recs: Sequence[CallRecord]) -> Counts:
@@ -306,18 +309,22 @@ def summarize_cell(
         # that began always leaves records, "cancelled: interrupted" ones at the least).
         status = NOT_STARTED
         quality = replace(quality, canary=NOT_STARTED if info.canary else None)
+    cache = _cache(recs, runtime)
+    rates = (cache.server_hit_rate, cache.client_hit_rate)
+    ideals = (cache.ideal_token_hit_rate, cache.ideal_hit_rate)
     return CellSummary(
         info=info,
         status=status,
         counts=counts,
         throughput=_throughput(recs, counts, runtime, opts.slo),
         latency=_latency(recs),
-        cache=_cache(recs, runtime),
+        cache=cache,
         quality=quality,
         errors=_errors(recs),
         strategies=strategies,
         peak_gpu_memory_mb=runtime.peak_gpu_memory_mb,
         peak_rss_mb=runtime.peak_rss_mb,
+        hit_target=hit_target(info, runtime, recs, rates, ideals),
     )
 
 

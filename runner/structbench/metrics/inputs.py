@@ -46,6 +46,10 @@ class CellInfo:
     canary: bool = False
     cache_arm: Literal["on", "off"] | None = None
     cache_pair: str = ""
+    #: The hit rate a ``prefix_hit`` task was built for (None: no target to check).
+    target_hit_rate: float | None = None
+    #: The prompt length in tokens it was built for.
+    input_len: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,8 @@ class CellRuntime:
     ideal: IdealCache | None = None
     #: The engine's prefix-cache block size in tokens (None: unknown or no cache).
     cache_block_size: int | None = None
+    #: Where the block size came from (server report, launch flag, default).
+    cache_block_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +108,5 @@ class TaskRow:
     kind: str = ""
     scorers: tuple[str, ...] = ()
     canary: bool = False
+    target_hit_rate: float | None = None
+    input_len: int | None = None

@@ -127,4 +127,7 @@ def cell_to_dict(c: CellSummary) -> dict[str, object]:
     ):
         d.update(dist_to_dict(name, dist))
     d.update(_tail(c))
+    if c.hit_target is not None:
+        # Only on cells that have one, so summaries of runs without targets rebuild unchanged.
+        d["hit_target"] = c.hit_target.to_dict()
     return d

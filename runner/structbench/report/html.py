@@ -9,6 +9,7 @@ from html import escape
 from structbench.metrics import RunSummary
 from structbench.report.coverage import COVERAGE_GLOSSARY, COVERAGE_PLOTS, COVERAGE_TITLE, coverage_tables
 from structbench.report.headline import WIN
+from structbench.report.hit_target import hit_target_table
 from structbench.report.plots import Plot
 from structbench.report.sections import task_detail_tables
 from structbench.report.tables import (
@@ -118,7 +119,7 @@ def render_html(
         _task_sections(summary, plots),
         _coverage_section(summary, plots),
     ]
-    for extra in (canary_table(summary), problems_table(summary)):
+    for extra in (hit_target_table(summary), canary_table(summary), problems_table(summary)):
         if extra is not None:
             parts.append(render_table(extra, level=2))
     if general or plot_notes:

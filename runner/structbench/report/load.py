@@ -18,7 +18,15 @@ from structbench.ir import Gen, item_from_dict
 from structbench.metrics import SLO, CellInfo, CellRuntime, EngineRow, RunInfo, SummaryOptions, TaskRow
 from structbench.metrics.cache import IdealCache
 from structbench.records import CallRecord, open_text, run_records, stored_path
-from structbench.runfolder import CELL_FILE, CellEntry, CellFile, EngineFacts, IdealFacts, RunManifest
+from structbench.runfolder import (
+    CELL_FILE,
+    CellEntry,
+    CellFile,
+    EngineFacts,
+    IdealFacts,
+    RunManifest,
+    TaskFacts,
+)
 from structbench.scoring.base import ScoreOptions
 from structbench.scoring.score_run import GenKey, RecordKey
 
@@ -72,9 +80,13 @@ def _run_info(m: RunManifest, options: SummaryOptions) -> RunInfo:
         # Only the fields the file has and knows: a version 1 manifest may lack some.
         hardware=_pairs(m.hardware.model_dump(exclude_unset=True, exclude_none=True)),
         engines=tuple(_engine_row(e) for e in m.engines.values()),
-        tasks=tuple(TaskRow(n, t.kind, t.scorers, t.canary) for n, t in m.tasks.items()),
+        tasks=tuple(_task_row(n, t) for n, t in m.tasks.items()),
         options=options,
     )
+
+
+def _task_row(name: str, t: TaskFacts) -> TaskRow:
+    return TaskRow(name, t.kind, t.scorers, t.canary, t.target_hit_rate, t.input_len)
 
 
 def _cell_info(c: CellEntry, info: RunInfo) -> CellInfo:
@@ -90,6 +102,8 @@ def _cell_info(c: CellEntry, info: RunInfo) -> CellInfo:
         cache_arm=c.cache_arm,
         # Cells that are no arm of a comparison pair with nothing but themselves.
         cache_pair=c.cache_pair or c.engine,
+        target_hit_rate=task.target_hit_rate,
+        input_len=task.input_len,
     )
 
 
@@ -124,6 +138,7 @@ def _runtime(path: Path) -> CellRuntime:
         gpu_available=mem.gpu_available if mem else None,
         ideal=_ideal(c.ideal),
         cache_block_size=c.cache_block_size,
+        cache_block_source=c.cache_block_source,
     )
 
 

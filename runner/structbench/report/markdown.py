@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from structbench.metrics import RunSummary
 from structbench.report.coverage import COVERAGE_GLOSSARY, COVERAGE_TITLE, coverage_tables
+from structbench.report.hit_target import hit_target_table
 from structbench.report.sections import task_detail_tables
 from structbench.report.tables import (
     GLOSSARY,
@@ -77,7 +78,7 @@ def render_markdown(
         out += [f"> Run status is **{r.status}**: numbers cover only the calls that were recorded.", ""]
     out += ["## Results per task", "", *_task_sections(summary)]
     out += _coverage_section(summary)
-    for extra in (canary_table(summary), problems_table(summary)):
+    for extra in (hit_target_table(summary), canary_table(summary), problems_table(summary)):
         if extra is not None:
             out.append(render_table(extra, level=2))
     if plot_files or plot_notes:

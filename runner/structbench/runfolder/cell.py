@@ -86,6 +86,8 @@ class CellFile(CellEntry):
     ideal: IdealFacts | None = None
     cache_block_size: int | None = None
     """The engine's prefix-cache block size in tokens (None: unknown or no cache)."""
+    cache_block_source: str | None = None
+    """Where the block size came from: the server's report, a launch flag, or a default."""
     error: str | None = None
     """Why the cell ended early when no record says it (its Ray worker died); None otherwise."""
 

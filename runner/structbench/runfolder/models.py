@@ -86,6 +86,10 @@ class TaskFacts(Frozen):
     scorers: tuple[str, ...] = ()
     canary: bool = False
     path: str = ""
+    target_hit_rate: float | None = None
+    """The prefix-cache hit rate a ``prefix_hit`` task was built for (None: other kinds)."""
+    input_len: int | None = None
+    """The prompt length in tokens a ``prefix_hit`` task was built for."""
 
 
 class LoadFacts(Frozen):

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 from structbench.engines.registry import engine_kinds, spec_class
 from structbench.errors import UserError
 from structbench.spec.loaded import LoadedSuite, LoadedTask
-from structbench.spec.loader import ENV_NAME, load_suite, load_task, read_doc
+from structbench.spec.loader import ENV_NAME, load_suite, load_tasks, read_doc
 from structbench.spec.paths import display_path
 from structbench.spec.suite import SuiteSpec, suite_model
 
@@ -181,7 +181,7 @@ def _load_tasks(paths: Sequence[Path], seed: int) -> tuple[LoadedTask, ...]:
             raise UserError(
                 f"--task: {display_path(p)} is a suite, not a task (give it as the SUITE argument)"
             )
-    tasks = tuple(load_task(p, seed=seed) for p in paths)
+    tasks = tuple(t for p in paths for t in load_tasks(p, seed=seed))
     seen: dict[str, Path] = {}
     for t in tasks:
         if t.spec.name in seen:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,23 @@ from structbench.spec.tasks import (
     FanoutTaskSpec,
     GrammarTaskSpec,
     JsonTaskSpec,
+    PrefixHitTaskSpec,
     RegexTaskSpec,
     SchemaCorpusTaskSpec,
     TaskSpec,
 )
 from structbench.spec.validate import validate
 
-__all__ = ["LoadedSuite", "LoadedTask", "load_path", "load_suite", "load_task", "read_doc", "resolved_dict"]
+__all__ = [
+    "LoadedSuite",
+    "LoadedTask",
+    "load_path",
+    "load_suite",
+    "load_task",
+    "load_tasks",
+    "read_doc",
+    "resolved_dict",
+]
 
 _TASK: TypeAdapter[TaskSpec] = TypeAdapter(TaskSpec)
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -68,15 +79,43 @@ def load_suite(path: str | Path) -> LoadedSuite:
     check_name(doc, ("name",), spec.name)
     warnings = _check_engines(doc, spec)
     refs = Refs(doc, path.parent, root)
-    tasks: list[LoadedTask] = []
+    tasks: list[tuple[int, LoadedTask]] = []  # with the index of the entry that named it
     for i, ref in enumerate(spec.tasks):
-        task = load_task(refs.file(("tasks", i), ref), seed=spec.seed, root=root)
-        for j, other in enumerate(tasks):
-            if other.spec.name == task.spec.name:
-                where = "listed twice" if other.path == task.path else f"also in {display_path(other.path)}"
-                raise doc.error(("tasks", i), f"duplicate task name '{task.spec.name}' ({where}, tasks[{j}])")
-        tasks.append(task)
-    return LoadedSuite(spec, path, tuple(tasks), warnings)
+        for task in load_tasks(refs.file(("tasks", i), ref), seed=spec.seed, root=root):
+            _check_unique(doc, i, task, tasks)
+            tasks.append((i, task))
+    return LoadedSuite(spec, path, tuple(t for _, t in tasks), warnings)
+
+
+def _check_unique(doc: MarkedDoc, i: int, task: LoadedTask, before: list[tuple[int, LoadedTask]]) -> None:
+    for j, other in before:
+        if other.spec.name == task.spec.name:
+            where = "listed twice" if other.path == task.path else f"also in {display_path(other.path)}"
+            raise doc.error(("tasks", i), f"duplicate task name '{task.spec.name}' ({where}, tasks[{j}])")
+
+
+def load_tasks(path: str | Path, *, seed: int = 0, root: Path | None = None) -> tuple[LoadedTask, ...]:
+    """Load one task file as the tasks it runs: itself, or one task per swept value.
+
+    A ``prefix_hit`` task with a list of targets is a sweep: each target becomes its own
+    task, named ``<name>-t<percent>``, so that each gets its own cells (own cache flush,
+    warm-up and counters) and the report lists them side by side.
+
+    Raises:
+        SpecError: On the first problem found.
+    """
+    task = load_task(path, seed=seed, root=root)
+    spec = task.spec
+    if not isinstance(spec, PrefixHitTaskSpec) or not isinstance(spec.target_hit_rate, tuple):
+        return (task,)
+    out = []
+    for t in spec.targets:
+        name = f"{spec.name}-t{round(t * 100, 2):g}"
+        doc = read_doc(task.path, "task")
+        check_name(doc, ("name",), name)
+        one = spec.model_copy(update={"name": name, "target_hit_rate": t})
+        out.append(replace(task, spec=one))
+    return tuple(out)
 
 
 def load_task(path: str | Path, *, seed: int = 0, root: Path | None = None) -> LoadedTask:
@@ -109,9 +148,26 @@ def load_task(path: str | Path, *, seed: int = 0, root: Path | None = None) -> L
     prefix = None
     if isinstance(spec, FanoutTaskSpec) and spec.prefix_file is not None:
         prefix = refs.text(("prefix_file",), spec.prefix_file)[1]
+    if isinstance(spec, PrefixHitTaskSpec) and spec.tokenizer is not None:
+        spec = spec.model_copy(update={"tokenizer": _tokenizer_folder(doc, path.parent, spec.tokenizer)})
     check_rows(doc, spec, rows[0])
     check_templates(doc, spec, rows[0])
     return LoadedTask(spec, path, tuple(rows), schema, grammars, prefix)
+
+
+def _tokenizer_folder(doc: MarkedDoc, base: Path, ref: str) -> str:
+    """The absolute model folder ``ref`` names (like ``launch.model``: not fenced to the project).
+
+    Only its files are checked here: loading the tokenizer needs transformers, which
+    ``validate`` never imports.
+    """
+    folder = Path(ref).expanduser()
+    folder = folder if folder.is_absolute() else (base / folder)
+    if not folder.is_dir():
+        raise doc.error(("tokenizer",), f"not a folder: {ref}")
+    if not any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
+        raise doc.error(("tokenizer",), f"no tokenizer.json or tokenizer_config.json in {ref}")
+    return str(folder.resolve())
 
 
 def load_path(path: str | Path) -> LoadedSuite | LoadedTask:

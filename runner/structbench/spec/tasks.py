@@ -245,6 +245,61 @@ class SchemaCorpusTaskSpec(_TaskBase):
         return self
 
 
+class PrefixHitTaskSpec(_TaskBase):
+    """Prompts built to reach a target prefix-cache hit rate at a given input length.
+
+    Each prompt is ``input_len`` tokens of the rendered chat (counted with ``tokenizer``):
+    a shared part, the same in every prompt of a group, then a part no other prompt
+    starts with. The shared part is ``target_hit_rate`` of the prompt, so once a group's
+    prefix is cached, every measured prompt finds that share of its tokens cached. Each
+    group is primed first: one untimed warm-up request that shares the prefix and nothing
+    after it, outside every measured figure. A list of targets is a sweep: one task (and
+    so one cell per engine and load point) per target, named ``<name>-t<percent>``.
+    """
+
+    kind: Literal["prefix_hit"]
+    target_hit_rate: float | tuple[float, ...]
+    """Share of each prompt's tokens that is shared with its group, in [0, 1); a list sweeps."""
+    input_len: int = Field(default=1024, gt=16)
+    """Tokens per prompt, as the engine sees it (chat template included)."""
+    groups: int = Field(default=1, gt=0)
+    """Distinct shared prefixes; measured requests go round-robin over them (shuffled)."""
+    tokenizer: str | None = None
+    """A local model folder whose tokenizer and chat template count the tokens (the
+    served model's; ``~`` and paths relative to this file work). Unset: an approximation
+    (words and punctuation over ChatML), labelled as such in every item."""
+    prompt: str = "Reply with one word."
+    """The user message after the system message that holds the shared and unique text."""
+    max_tokens: int = Field(default=8, gt=0)
+
+    @field_validator("target_hit_rate")
+    @classmethod
+    def _targets_in_range(cls, value: float | tuple[float, ...]) -> float | tuple[float, ...]:
+        targets = value if isinstance(value, tuple) else (value,)
+        if not targets:
+            raise ValueError("give at least one target")
+        bad = [t for t in targets if not 0.0 <= t < 1.0]
+        if bad:
+            raise ValueError(f"targets must be in [0, 1) (a fraction, not a percentage), got {bad[0]}")
+        if len(set(targets)) < len(targets):
+            raise ValueError("a target is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _own_system(self) -> PrefixHitTaskSpec:
+        # The system message is where the shared and unique text go: a template there
+        # would change the shared share behind the target's back.
+        if self.system is not None or self.few_shot:
+            raise ValueError("a prefix_hit task writes its own system message; remove system and few_shot")
+        return self
+
+    @property
+    def targets(self) -> tuple[float, ...]:
+        """The target(s) as a tuple."""
+        t = self.target_hit_rate
+        return t if isinstance(t, tuple) else (t,)
+
+
 TaskSpec = Annotated[
     JsonTaskSpec
     | RegexTaskSpec
@@ -252,6 +307,7 @@ TaskSpec = Annotated[
     | GrammarTaskSpec
     | ChatTaskSpec
     | FanoutTaskSpec
+    | PrefixHitTaskSpec
     | SchemaCorpusTaskSpec,
     Field(discriminator="kind"),
 ]

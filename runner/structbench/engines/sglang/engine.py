@@ -220,6 +220,7 @@ class SglangEngine:
             ),
             cache_block_size=facts.page_size,
             context_length=facts.context_length,
+            cache_block_source=facts.page_source,
             dtype=flag_value(self.spec.launch.args, "--dtype") if self.spec.launch is not None else None,
         )
 

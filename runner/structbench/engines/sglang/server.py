@@ -57,6 +57,10 @@ def server_process(
     return ServerProcess(cfg), url
 
 
+#: Where the page size comes from when the server does not report one.
+_PAGE_DEFAULT_SOURCE = "SGLang default (1; the server did not say)"
+
+
 @dataclass(frozen=True, slots=True)
 class ServerFacts:
     """What the server says about itself (for the manifest)."""
@@ -69,6 +73,8 @@ class ServerFacts:
     page_size: int = 1
     #: The context length the server enforces (None: it did not say).
     context_length: int | None = None
+    #: Where ``page_size`` came from.
+    page_source: str = _PAGE_DEFAULT_SOURCE
 
 
 async def server_facts(client: HttpClient, name: str, url: str) -> ServerFacts:
@@ -85,11 +91,13 @@ async def server_facts(client: HttpClient, name: str, url: str) -> ServerFacts:
         )
     info.pop("internal_states", None)
     page = info.get("page_size")
+    known = isinstance(page, int) and page > 0
     return ServerFacts(
         model_path=str(model.get("model_path", info.get("model_path", ""))),
         version=str(info.get("version", "")),
         server_args=json.dumps(info, sort_keys=True, default=str),
-        page_size=page if isinstance(page, int) and page > 0 else 1,
+        page_size=page if known and isinstance(page, int) else 1,
+        page_source="server (/server_info page_size)" if known else _PAGE_DEFAULT_SOURCE,
         context_length=await _context_length(client, info),
     )
 
