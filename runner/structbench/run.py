@@ -25,6 +25,7 @@ from structbench.ir import WorkItem, item_to_dict
 from structbench.judge_phase import run_judge_pass
 from structbench.kinds.registry import expand_task
 from structbench.load.arrivals import load_points
+from structbench.load.clients import fleet_for
 from structbench.manifest import RunIdentity, base_manifest, utc_stamp
 from structbench.memory import gpu_baseline
 from structbench.progress import Progress
@@ -242,6 +243,7 @@ async def _run_engines(
                     knobs.reset_cache,
                     facts,
                     block_size=info.cache_block_size,
+                    fleet=fleet_for(spec, info.url) if info.url else None,
                 )
                 # One engine's cells in a row: each sees the ones before it (an unflushed cache).
                 mine = [w for w in work if w.cell.engine == spec.name]

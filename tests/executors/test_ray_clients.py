@@ -11,8 +11,10 @@ import pytest
 from fake_openai import FakeServer
 from fault_suites import openai_engine, write_suite
 
-from structbench.executors.ray_clients import run_multi_client
+from structbench.executors.ray_clients import run_jobs
 from structbench.load.arrivals import LoadPoint, arrival_offsets, split_schedule
+from structbench.load.clients import Fleet, client_jobs
+from structbench.load.driver import DriveConfig
 from structbench.run import plan_items
 from structbench.spec.loader import load_suite
 
@@ -36,14 +38,16 @@ def test_two_clients_together_send_the_schedule(tmp_path: Path, ray_local: Any) 
     with FakeServer() as srv:
         suite = load_suite(write_suite(tmp_path, [openai_engine(srv.url)], n=n))
         items = plan_items(suite, seed, n)["pick0"]
-        shares = run_multi_client(suite.spec.engines[0], items, RATE, 2, seed, "fake.pick0.r40")
+        point = LoadPoint("rate", rate=RATE.rate, clients=2)
+        jobs = client_jobs(Fleet(suite.spec.engines[0], run_jobs), items, point, DriveConfig("c", seed))
+        _, shares = run_jobs(jobs)
         assert srv.behaviour.requests == n
     planned = arrival_offsets(n, RATE, random.Random(seed))
     index = {it.item_id: i for i, it in enumerate(items)}
     sent: dict[int, float] = {}
     for share in shares:
-        assert len(share.records) == n // 2
-        for r in share.records:
+        assert len(share.records) == n // 2 and share.error is None
+        for r in (r for recs in share.records for r in recs):
             assert r.ok and r.t_scheduled is not None and r.t_sent is not None
             i = index[r.item_id]
             assert i % 2 == share.client and i not in sent  # dealt round-robin, each item once
