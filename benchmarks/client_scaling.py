@@ -40,12 +40,14 @@ from structbench.records import CallRecord
 from structbench.spec.engines import OpenAIEngineSpec
 
 
-async def _point(url: str, n: int, point: LoadPoint, seed: int, workdir: Path) -> list[CallRecord]:
-    """Send ``n`` short requests at ``point``; returns the merged records."""
+async def _point(
+    url: str, n: int, point: LoadPoint, seed: int, workdir: Path, tokens: int
+) -> list[CallRecord]:
+    """Send ``n`` requests of ``tokens`` tokens at ``point``; returns the merged records."""
     spec = OpenAIEngineSpec(url=url, constraints=("none",))
     engine = OpenAIEngine(spec, EngineEnv(workdir))
     await engine.start()
-    items = work_items(make_prompts(n, 8, seed), 4)
+    items = work_items(make_prompts(n, 8, seed), tokens)
     out: list[CallRecord] = []
     cfg = DriveConfig(f"scaling-{point.label}-n{point.clients}", seed)
     try:
@@ -89,18 +91,23 @@ async def main_async(args: argparse.Namespace) -> None:
     await server.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        print(f"{args.num_requests} requests due at once, 4 tokens each ({args.fake_itl_ms:g} ms apart)")
+        gap = f"{args.fake_itl_ms:g} ms apart"
+        print(f"{args.num_requests} requests due at once, {args.tokens} tokens each ({gap})")
         print(f"{'clients':>8}{'sent/s':>12}{'completed/s':>14}{'failed':>8}")
         for k, n_clients in enumerate(args.clients):
             point = LoadPoint("rate", rate=math.inf, clients=n_clients)
-            recs = await _point(url, args.num_requests, point, k, workdir)
+            recs = await _point(url, args.num_requests, point, k, workdir, args.tokens)
             sent, done, failed = _rates(recs)
             print(f"{n_clients:>8}{sent:>12.0f}{done:>14.0f}{failed:>8}")
-        print(f"\nsend lag at {args.lag_rate:g} req/s (Poisson, open loop), {args.lag_requests} requests")
+        print(
+            f"\nsend lag at {args.lag_rate:g} req/s (Poisson, open loop), {args.lag_requests} requests",
+            end="",
+        )
+        print(f" of {args.lag_tokens} tokens")
         print(f"{'clients':>8}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'failed':>8}")
         for k, n_clients in enumerate(args.lag_clients):
             point = LoadPoint("rate", rate=args.lag_rate, clients=n_clients)
-            recs = await _point(url, args.lag_requests, point, 100 + k, workdir)
+            recs = await _point(url, args.lag_requests, point, 100 + k, workdir, args.lag_tokens)
             lag = [
                 1000 * (r.t_sent - r.t_scheduled)
                 for r in recs
@@ -118,6 +125,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--clients", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--num-requests", type=int, default=2000)
+    p.add_argument("--tokens", type=int, default=4, help="tokens per request of the send-rate sweep")
+    p.add_argument("--lag-tokens", type=int, default=1, help="tokens per request of the lag points")
     p.add_argument("--fake-itl-ms", type=float, default=1.0, help="fake server: pause before each token")
     p.add_argument("--lag-rate", type=float, default=1000.0)
     p.add_argument("--lag-requests", type=int, default=3000)
