@@ -8,8 +8,10 @@ completion rate stops growing. N = 1 is the single-client driver of an ordinary 
 goes through :func:`structbench.load.clients.drive_clients`, as a suite with ``clients: N``.
 
 Then it runs ``--lag-requests`` requests at ``--lag-rate`` req/s (Poisson, open loop) and
-prints the p50/p99/max send lag (``t_sent - t_scheduled``) for each ``--lag-clients``; the
-target is a p99 of at most 1 ms at 1,000 req/s. All figures come from one run.
+prints the p50/p99/max send lag (``t_sent - t_scheduled``): first one client whose waits are
+plain ``asyncio.sleep`` (late by up to epoll's millisecond), then the driver's default
+``precise_sleep`` for each ``--lag-clients``; the target is a p99 of at most 1 ms at 1,000
+req/s. All figures come from one run.
 
 Usage::
 
@@ -26,6 +28,7 @@ import statistics
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from client_overhead import make_prompts, work_items
@@ -41,7 +44,7 @@ from structbench.spec.engines import OpenAIEngineSpec
 
 
 async def _point(
-    url: str, n: int, point: LoadPoint, seed: int, workdir: Path, tokens: int
+    url: str, n: int, point: LoadPoint, seed: int, workdir: Path, tokens: int, plain_sleep: bool = False
 ) -> list[CallRecord]:
     """Send ``n`` requests of ``tokens`` tokens at ``point``; returns the merged records."""
     spec = OpenAIEngineSpec(url=url, constraints=("none",))
@@ -50,6 +53,8 @@ async def _point(
     items = work_items(make_prompts(n, 8, seed), tokens)
     out: list[CallRecord] = []
     cfg = DriveConfig(f"scaling-{point.label}-n{point.clients}", seed)
+    if plain_sleep:  # asyncio.sleep, which epoll's whole milliseconds make late
+        cfg = replace(cfg, sleep=asyncio.sleep)
     try:
         if point.clients == 1:
             await drive(engine, items, point, cfg, out.extend)
@@ -104,10 +109,11 @@ async def main_async(args: argparse.Namespace) -> None:
             end="",
         )
         print(f" of {args.lag_tokens} tokens")
-        print(f"{'clients':>8}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'failed':>8}")
-        for k, n_clients in enumerate(args.lag_clients):
+        print(f"{'clients':>8}{'sleep':>9}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'failed':>8}")
+        runs = [(1, True)] + [(c, False) for c in args.lag_clients]
+        for k, (n_clients, plain) in enumerate(runs):
             point = LoadPoint("rate", rate=args.lag_rate, clients=n_clients)
-            recs = await _point(url, args.lag_requests, point, 100 + k, workdir, args.lag_tokens)
+            recs = await _point(url, args.lag_requests, point, 100 + k, workdir, args.lag_tokens, plain)
             lag = [
                 1000 * (r.t_sent - r.t_scheduled)
                 for r in recs
@@ -115,7 +121,8 @@ async def main_async(args: argparse.Namespace) -> None:
             ]
             failed = sum(1 for r in recs if not r.ok)
             p50, p99 = statistics.median(lag), _pct(lag, 0.99)
-            print(f"{n_clients:>8}{p50:>10.3f}{p99:>10.3f}{max(lag):>10.3f}{failed:>8}")
+            how = "asyncio" if plain else "precise"
+            print(f"{n_clients:>8}{how:>9}{p50:>10.3f}{p99:>10.3f}{max(lag):>10.3f}{failed:>8}")
     finally:
         await asyncio.to_thread(server.stop)
 
