@@ -232,3 +232,17 @@ def test_precise_sleep_never_ends_early() -> None:
         return out
 
     assert all(extra >= 0 for extra in asyncio.run(go()))
+
+
+def test_gc_frozen_nests_and_thaws() -> None:
+    import gc
+
+    from structbench.load.driver import gc_frozen
+
+    assert gc.get_freeze_count() == 0
+    with gc_frozen():
+        frozen = gc.get_freeze_count()
+        with gc_frozen():
+            assert gc.get_freeze_count() >= frozen > 0
+        assert gc.get_freeze_count() >= frozen  # the inner drive ending does not thaw the outer
+    assert gc.get_freeze_count() == 0
