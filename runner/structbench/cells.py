@@ -24,8 +24,10 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from structbench.engines.base import Engine, EngineInfo, PromptTokenizer
+from structbench.errors import UserError
 from structbench.ir import WorkItem
 from structbench.load.arrivals import LoadPoint
+from structbench.load.clients import Fleet, drive_clients
 from structbench.load.driver import DriveConfig, DriveResult, drive
 from structbench.memory import MemoryReport, MemorySampler
 from structbench.metrics.cache import IdealCache, PromptCounter, approximate_counter, cell_ideal
@@ -108,6 +110,8 @@ class CellCtx:
     block_source: str | None = None
     #: The Ray node the cell runs on (None: in the driver's process).
     node: str | None = None
+    #: How clients in other processes reach the engine (``load.clients``); None: they can't.
+    fleet: Fleet | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +290,12 @@ async def _drive_cell(
         on_warmup_done=after_warmup,
     )
     with MemorySampler(ctx.gpu_baseline) as mem:
-        res = await drive(engine, warm + items, cell.point, cfg, sink)
+        if cell.point.clients > 1:
+            if ctx.fleet is None:
+                raise UserError(f"{cell.cell_id}: load.clients needs an engine with a server")
+            res = await drive_clients(engine, ctx.fleet, warm + items, cell.point, cfg, sink)
+        else:
+            res = await drive(engine, warm + items, cell.point, cfg, sink)
     ran.metrics_after = await _metrics(engine)
     ran.memory = mem.report
     return res, ran

@@ -26,6 +26,7 @@ from structbench.judge_phase import run_judge_pass
 from structbench.kinds.registry import expand_task
 from structbench.limits import check_token_limits
 from structbench.load.arrivals import load_points
+from structbench.load.clients import fleet_for
 from structbench.manifest import RunIdentity, base_manifest, utc_stamp
 from structbench.memory import gpu_baseline
 from structbench.progress import Progress
@@ -310,6 +311,7 @@ async def _run_engines(
                     facts,
                     block_size=info.cache_block_size,
                     block_source=info.cache_block_source,
+                    fleet=fleet_for(spec, info.url) if info.url else None,
                 )
                 # One engine's cells in a row: each sees the ones before it (an unflushed cache).
                 interrupted, bad = await run_engine_cells(engine, mine, run_dir, ctx)

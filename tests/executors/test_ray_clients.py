@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -11,9 +12,13 @@ import pytest
 from fake_openai import FakeServer
 from fault_suites import openai_engine, write_suite
 
-from structbench.executors.ray_clients import run_multi_client
+from structbench.cells import Executor
+from structbench.executors.ray_clients import run_jobs
 from structbench.load.arrivals import LoadPoint, arrival_offsets, split_schedule
-from structbench.run import plan_items
+from structbench.load.clients import Fleet, client_jobs
+from structbench.load.driver import DriveConfig
+from structbench.records import run_records
+from structbench.run import RunOptions, plan_items, run_suite
 from structbench.spec.loader import load_suite
 
 RATE = LoadPoint("rate", rate=40.0, arrivals="poisson")
@@ -36,14 +41,16 @@ def test_two_clients_together_send_the_schedule(tmp_path: Path, ray_local: Any) 
     with FakeServer() as srv:
         suite = load_suite(write_suite(tmp_path, [openai_engine(srv.url)], n=n))
         items = plan_items(suite, seed, n)["pick0"]
-        shares = run_multi_client(suite.spec.engines[0], items, RATE, 2, seed, "fake.pick0.r40")
+        point = LoadPoint("rate", rate=RATE.rate, clients=2)
+        jobs = client_jobs(Fleet(suite.spec.engines[0], run_jobs), items, point, DriveConfig("c", seed))
+        _, shares = run_jobs(jobs)
         assert srv.behaviour.requests == n
     planned = arrival_offsets(n, RATE, random.Random(seed))
     index = {it.item_id: i for i, it in enumerate(items)}
     sent: dict[int, float] = {}
     for share in shares:
-        assert len(share.records) == n // 2
-        for r in share.records:
+        assert len(share.records) == n // 2 and share.error is None
+        for r in (r for recs in share.records for r in recs):
             assert r.ok and r.t_scheduled is not None and r.t_sent is not None
             i = index[r.item_id]
             assert i % 2 == share.client and i not in sent  # dealt round-robin, each item once
@@ -51,3 +58,23 @@ def test_two_clients_together_send_the_schedule(tmp_path: Path, ray_local: Any) 
             assert math.isclose(sent[i], planned[i], abs_tol=1e-9)  # on the shared start's clock
             assert 0 <= r.t_sent - r.t_scheduled < 0.5  # sent on time, not all at once
     assert sorted(sent) == list(range(n))
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(240)
+def test_a_multi_client_cell_under_executor_ray_sends_the_schedule(tmp_path: Path, ray_local: Any) -> None:
+    n, seed = 8, 0
+    with FakeServer() as srv:
+        path = write_suite(tmp_path, [openai_engine(srv.url)], n=n)
+        suite = json.loads(path.read_text())
+        suite["load"] = {"mode": "rate", "rate": [RATE.rate], "clients": 2, "num_requests": n, "warmup": 0}
+        path.write_text(json.dumps(suite))
+        opts = RunOptions(path, tmp_path / "r", progress=False, executor=Executor("ray"))
+        run_dir = run_suite(opts).run_dir
+        assert srv.behaviour.requests == n
+    recs = list(run_records(run_dir))
+    assert len(recs) == n and all(r.ok and r.t_scheduled is not None for r in recs)
+    t0 = min(r.t_scheduled for r in recs if r.t_scheduled is not None)
+    planned = arrival_offsets(n, RATE, random.Random(seed))
+    got = {int(r.item_id.rsplit("/", 1)[1]): r.t_scheduled - t0 for r in recs if r.t_scheduled is not None}
+    assert all(math.isclose(got[i], planned[i], abs_tol=1e-6) for i in range(n))

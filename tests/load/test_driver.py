@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from structbench.engines.base import Call, CallMeasure, Capabilities, Clock, EngineInfo, Plan
 from structbench.ir import Branch, Gen, JsonSchema, Turn, WorkItem
 from structbench.load.arrivals import LoadPoint
-from structbench.load.driver import CANCELLED_TIMEOUT, DriveConfig, DriveResult, drive
+from structbench.load.driver import CANCELLED_TIMEOUT, DriveConfig, DriveResult, drive, precise_sleep
 from structbench.records import CallRecord
 
 
@@ -217,3 +218,31 @@ def test_loud_rejection_of_a_schema_is_unsupported_not_a_failure() -> None:
     assert by["t/0"].rejected and not by["t/1"].rejected and not by["t/2"].rejected
     # The refusal is the engine's coverage; only the context-length 400 is a failed call.
     assert (res.n_errors, res.n_unsupported, res.n_failed) == (2, 1, 1)
+
+
+def test_precise_sleep_never_ends_early() -> None:
+    # Only the lower bound is certain (the deadline is checked on the same clock); how late a
+    # sleep ends is measured by benchmarks/client_scaling.py, not here.
+    async def go() -> list[float]:
+        out = []
+        for delay in (0.0, 0.0004, 0.003):
+            t0 = time.perf_counter()
+            await precise_sleep(delay)
+            out.append(time.perf_counter() - t0 - delay)
+        return out
+
+    assert all(extra >= 0 for extra in asyncio.run(go()))
+
+
+def test_gc_frozen_nests_and_thaws() -> None:
+    import gc
+
+    from structbench.load.driver import gc_frozen
+
+    assert gc.get_freeze_count() == 0
+    with gc_frozen():
+        frozen = gc.get_freeze_count()
+        with gc_frozen():
+            assert gc.get_freeze_count() >= frozen > 0
+        assert gc.get_freeze_count() >= frozen  # the inner drive ending does not thaw the outer
+    assert gc.get_freeze_count() == 0

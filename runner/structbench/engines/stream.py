@@ -14,10 +14,13 @@ written; each network chunk is stamped when it arrives, and every SSE event in i
 that stamp; ``t_done`` is taken after the body was read to its end.
 
 The client's CPU time per request is part of what a benchmark measures (a busy client
-delays its own timestamps), so the hot path is kept as cheap as the load generators it
-is compared with (``vllm bench serve`` also uses aiohttp): one session with a keep-alive
-pool, bodies encoded once, SSE read in raw network chunks and split into lines by hand,
-and only the ``data:`` payloads parsed, with orjson when it is installed.
+delays its own timestamps), so the hot path costs less than the load generators it is
+compared with: bodies encoded once, SSE split into lines by hand, only the ``data:``
+payloads parsed (with orjson when it is installed), and the streamed POSTs sent over
+:mod:`structbench.engines.h1`, whose protocol callback reads each network chunk without
+a task wake-up (aiohttp's body reader costs one per chunk; ``vllm bench serve`` pays it).
+aiohttp's session keeps the control requests, and the streams too when a proxy or a
+connection cap is configured (it implements both).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import aiohttp
 from yarl import URL
 
 from structbench.engines.base import CallMeasure, Clock
+from structbench.engines.h1 import H1Pool
 from structbench.errors import UserError
 
 JsonBody = dict[str, object]
@@ -246,6 +250,9 @@ class HttpClient:
         self._base = URL(cfg.base_url.rstrip("/"))
         self._urls: dict[str, URL] = {}
         self._session: aiohttp.ClientSession | None = None
+        # The streamed POSTs' own connections (see engines/h1.py); None: they go through aiohttp.
+        self._h1: H1Pool | None = None
+        self._headers: tuple[str, ...] = ()
 
     @property
     def api_key(self) -> str | None:
@@ -265,7 +272,9 @@ class HttpClient:
             if not key:
                 raise UserError(f"{self.cfg.name}: environment variable {self.cfg.api_key_env} is not set")
             headers["Authorization"] = f"Bearer {key}"
+        self._headers = tuple(f"{k}: {v}" for k, v in headers.items())
         t = self.cfg.request_timeout_s
+        proxy = env_proxy(self._base)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
                 limit=self.cfg.max_connections, limit_per_host=0, keepalive_timeout=KEEPALIVE_S
@@ -275,12 +284,18 @@ class HttpClient:
             headers=headers,
             # Servers set no cookies worth keeping; the default jar filters them per request.
             cookie_jar=aiohttp.DummyCookieJar(),
-            proxy=env_proxy(self._base),
+            proxy=proxy,
         )
+        # A proxy or a connection cap keeps the streams on aiohttp, which does both.
+        if proxy is None and self.cfg.max_connections == 0:
+            self._h1 = H1Pool(self._base, self._headers, t, KEEPALIVE_S, _loads)
 
     async def close(self) -> None:
         """Close the session and its connections."""
         session, self._session = self._session, None
+        h1, self._h1 = self._h1, None
+        if h1 is not None:
+            h1.close()
         if session is not None:
             await session.close()
 
@@ -364,11 +379,16 @@ class HttpClient:
         data = encode_body(body)  # before t_sent: encoding is the client's time, not the server's
         t_sent = clock()
         try:
-            async with session.post(self._url(path), data=data) as resp:
-                if resp.status != 200:
-                    acc.error = f"http {resp.status}: {_snippet(await resp.read())}"
-                else:
-                    await _read_sse(resp, acc, clock)
+            if self._h1 is not None:
+                status, raw = await self._h1.post(self._url(path).raw_path_qs, data, acc, clock)
+                if status != 200:
+                    acc.error = f"http {status}: {_snippet(raw)}"
+            else:
+                async with session.post(self._url(path), data=data) as resp:
+                    if resp.status != 200:
+                        acc.error = f"http {resp.status}: {_snippet(await resp.read())}"
+                    else:
+                        await _read_sse(resp, acc, clock)
         except TimeoutError as e:  # before OSError, of which it is a subclass
             acc.error = f"timeout: {type(e).__name__} after {self.cfg.request_timeout_s:g} s"
         except (aiohttp.ClientError, OSError) as e:

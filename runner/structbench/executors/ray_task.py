@@ -23,7 +23,9 @@ from pathlib import Path
 
 from structbench.cells import CellCtx, CellWork, run_cell_to, started_facts
 from structbench.engines.registry import EngineEnv, create_engine
+from structbench.executors.ray_clients import run_jobs
 from structbench.limits import check_token_limits
+from structbench.load.clients import fleet_for
 from structbench.memory import gpu_baseline
 from structbench.progress import Progress
 from structbench.records import CallRecord
@@ -153,6 +155,8 @@ async def _run(job: CellJob, node: str, put: _Put) -> None:
             block_size=info.cache_block_size,
             block_source=info.cache_block_source,
             node=node,
+            # A multi-client point's clients are Ray actors here, not processes of this task.
+            fleet=fleet_for(job.spec, info.url, run_jobs) if info.url else None,
         )
         out = _StreamOutput(put)
         # Each task starts its own engine: no earlier cell is in its cache (earlier_cells stays empty).

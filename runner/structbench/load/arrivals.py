@@ -32,6 +32,9 @@ class LoadPoint:
         arrivals: Gap distribution in ``rate`` mode: ``poisson``, ``gamma``, ``constant``.
         burstiness: Gamma shape (1 = Poisson, < 1 burstier, > 1 smoother).
         max_concurrency: Cap on items in flight for ``rate``/``offline`` (None = no cap).
+        clients: Client processes that send this point together, each a share of one
+            schedule (:func:`split_schedule`); it says how the load is sent, not what it is,
+            so it is not part of the label.
     """
 
     mode: LoadMode
@@ -40,6 +43,7 @@ class LoadPoint:
     arrivals: str = "poisson"
     burstiness: float = 1.0
     max_concurrency: int | None = None
+    clients: int = 1
 
     @property
     def label(self) -> str:
@@ -65,13 +69,13 @@ class LoadPoint:
 
 def load_points(spec: LoadSpec) -> list[LoadPoint]:
     """Expand a load spec into its load points, one per sweep value."""
-    a, b, cap = spec.arrivals, spec.burstiness, spec.max_concurrency
+    a, b, cap, n = spec.arrivals, spec.burstiness, spec.max_concurrency, spec.clients
     if spec.mode == "offline":
-        return [LoadPoint("offline", None, math.inf, a, b, cap)]
+        return [LoadPoint("offline", None, math.inf, a, b, cap, n)]
     if spec.mode == "concurrency":
         # A closed loop's in-flight cap is its worker count.
-        return [LoadPoint("concurrency", c, math.inf, a, b, c) for c in spec.concurrency]
-    return [LoadPoint("rate", None, r, a, b, cap) for r in spec.rate]
+        return [LoadPoint("concurrency", c, math.inf, a, b, c, n) for c in spec.concurrency]
+    return [LoadPoint("rate", None, r, a, b, cap, n) for r in spec.rate]
 
 
 def arrival_offsets(n: int, point: LoadPoint, rng: random.Random) -> list[float]:

@@ -102,6 +102,8 @@ class LoadFacts(Frozen):
     burstiness: float = 1.0
     max_concurrency: int | None = None
     label: str = ""
+    clients: int = 1
+    """Client processes that sent the point together (``load.clients``)."""
 
     @classmethod
     def of(cls, p: LoadPoint) -> LoadFacts:
@@ -114,12 +116,19 @@ class LoadFacts(Frozen):
             burstiness=p.burstiness,
             max_concurrency=p.max_concurrency,
             label=p.label,
+            clients=p.clients,
         )
 
     def point(self) -> LoadPoint:
         """The load point (its label is derived again from the numbers)."""
         return LoadPoint(
-            self.mode, self.concurrency, self.rate, self.arrivals, self.burstiness, self.max_concurrency
+            self.mode,
+            self.concurrency,
+            self.rate,
+            self.arrivals,
+            self.burstiness,
+            self.max_concurrency,
+            self.clients,
         )
 
 

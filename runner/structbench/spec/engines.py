@@ -83,6 +83,11 @@ class EngineSpec(_Frozen):
         """
         return cls.model_validate({})
 
+    def client_spec(self, url: str) -> EngineSpec | None:
+        """The spec a load client in another process uses to reach this engine's server at ``url``
+        (``load.clients``); None: the engine runs in process and has no server to share."""
+        return None
+
     @property
     def cell_cpus(self) -> float:
         """CPUs a cell of this engine reserves as a Ray task (``--executor ray``): one, for the load."""
@@ -220,6 +225,10 @@ class VllmEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
     must already run it (checked against its ``/server_info`` when it serves one). None:
     the server's default, recorded as the server reports it."""
 
+    def client_spec(self, url: str) -> Self | None:
+        """Attached to the running server at ``url`` (a launched one too)."""
+        return self.model_copy(update={"url": url, "launch": None})
+
     @classmethod
     def for_compile(cls) -> Self:
         """A spec with a placeholder URL: ``url`` or ``launch`` is required, compile uses neither."""
@@ -270,6 +279,10 @@ class SglangEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):
             )
         return self
 
+    def client_spec(self, url: str) -> Self | None:
+        """Attached at ``url``; None on the embedded backend (in process, no server)."""
+        return None if self.backend == "embedded" else self.model_copy(update={"url": url, "launch": None})
+
 
 class OpenAIEngineSpec(_ServerSpecMixin, EngineSpec):
     """Any other OpenAI-compatible server (llama.cpp, TGI, ...)."""
@@ -288,6 +301,10 @@ class OpenAIEngineSpec(_ServerSpecMixin, EngineSpec):
     """Longest wait for a connection or for the next bytes of a reply."""
     constraints: tuple[ConstraintKind, ...] = ("none", "json_schema")
     """Constraints the server enforces; others are recorded as unsupported."""
+
+    def client_spec(self, url: str) -> Self | None:
+        """Attached at ``url``."""
+        return self.model_copy(update={"url": url})
 
     @classmethod
     def for_compile(cls) -> Self:

@@ -49,6 +49,22 @@ class LoadSpec(_Frozen):
     cell.json records whether the server accepted."""
     warmup: int = Field(default=1, ge=0)
     """Warm-up items per cell, excluded from metrics."""
+    clients: int = Field(default=1, ge=1)
+    """Client processes that send each load point together (``rate`` and ``offline`` modes): the
+    point's one arrival schedule is dealt round-robin over them, they share its start time, and
+    their raw records are merged into the cell. Past one Python core's send rate, an open loop is
+    otherwise late before the server is the limit. Local processes, or Ray actors under
+    ``--executor ray``; only engines with an HTTP server (``url`` or ``launch``)."""
+
+    @model_validator(mode="after")
+    def _clients_split_a_schedule(self) -> LoadSpec:
+        if self.clients > 1 and self.mode == "concurrency":
+            raise ValueError(
+                "clients: a closed loop paces itself and has no schedule to split; use mode rate"
+            )
+        if self.clients > 1 and self.max_concurrency is not None:
+            raise ValueError("clients: max_concurrency would be one cap per client; leave one of them out")
+        return self
 
     @model_validator(mode="after")
     def _per_concurrency_needs_closed_loop(self) -> LoadSpec:
@@ -123,6 +139,15 @@ class SuiteSpec(_Frozen):
         if self.judge_engine is not None and self.judge_engine not in names:
             known = ", ".join(names)
             raise ValueError(f"judge_engine '{self.judge_engine}' is not one of the engines ({known})")
+        return self
+
+    @model_validator(mode="after")
+    def _clients_reach_a_server(self) -> SuiteSpec:
+        # Another process can only reach an engine through its server.
+        if self.load.clients > 1:
+            alone = [e.name for e in self.engines if e.client_spec("http://x") is None]
+            if alone:
+                raise ValueError(f"load.clients: engine(s) {', '.join(alone)} run in process, with no server")
         return self
 
 
