@@ -29,6 +29,10 @@ built sbdeps || { step sbdeps; bash "$STAGE_SH" wheels sbdeps "$OUT" pydantic==2
   fqdn==1.6.0 isoduration==20.11.0 arrow==1.4.0 jsonpointer==3.12 rfc3339-validator==0.1.4 rfc3986-validator==0.1.1 \
   rfc3987-syntax==1.1.0 lark==1.3.1 uri-template==1.3.0 webcolors==25.10.0; }
 
+# Ray for issue 17's `--executor ray` run (an optional extra; requests because ray imports it at start-up).
+built ray || { step ray; bash "$STAGE_SH" wheels ray "$OUT" ray==2.60.0 msgpack==1.2.4 protobuf==7.36.2 \
+  requests==2.34.2 urllib3==2.8.0 charset-normalizer==3.5.3 certifi==2026.10.19.post1; }
+
 if ! built dummies; then
   step dummies
   [ -f "$TOKENIZER_DIR/tokenizer.json" ] || { echo "stage_all: no tokenizer.json in $TOKENIZER_DIR (run make run once, or set TOKENIZER_DIR)" >&2; exit 2; }
