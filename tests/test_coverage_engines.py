@@ -84,3 +84,29 @@ def test_a_pathological_schema_hits_the_compile_limit_and_the_run_goes_on(tmp_pa
     assert failure["outcome"] == "compile_limit" and failure["reason"].startswith("compile_limit: time:")
     # The repeat of the huge schema failed at once: one limit's wait, not two.
     assert time.perf_counter() - t0 < 240
+
+
+@pytest.mark.embedded
+def test_a_jsonschemabench_layout_folder_runs_on_the_embedded_engine(tmp_path: Path) -> None:
+    """data/<subset>/*.json, as the public dataset repository lays it out; one schema per subset."""
+    (tmp_path / "jsb").symlink_to(ROOT / "tests" / "data" / "jsb_sample")
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "task.yaml").write_text(
+        "name: jsb\nkind: schema_corpus\nsubsets_dir: jsb\nlimit_per_subset: 1\nmax_tokens: 24\n"
+    )
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: jsb\n"
+        "engines: [{kind: embedded, name: embedded}]\n"
+        "tasks: [task.yaml]\n"
+        "load: {concurrency: [2], warmup: 0}\n"
+    )
+    out = run_suite(RunOptions(suite, tmp_path / "res", progress=False))
+    assert out.failed_cells == ()
+    summary = json.loads((out.run_dir / "summary.json").read_text())
+    rows = summary["corpus"]["backend_matrix"]
+    # The subset is a reported dimension: one row per subset folder, each with its one schema,
+    # and the "*" row over all of them.
+    by_subset = {r["subset"]: r for r in rows if r["engine"] == "embedded"}
+    assert sorted(by_subset) == ["*", "flat", "keywords", "nested"]
+    assert [by_subset[s]["schemas"] for s in ("flat", "keywords", "nested", "*")] == [1, 1, 1, 3]
