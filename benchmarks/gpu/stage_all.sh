@@ -29,6 +29,12 @@ built sbdeps || { step sbdeps; bash "$STAGE_SH" wheels sbdeps "$OUT" pydantic==2
   fqdn==1.6.0 isoduration==20.11.0 arrow==1.4.0 jsonpointer==3.12 rfc3339-validator==0.1.4 rfc3986-validator==0.1.1 \
   rfc3987-syntax==1.1.0 lark==1.3.1 uri-template==1.3.0 webcolors==25.10.0; }
 
+# SGLang's llguidance and outlines grammar backends import packages its bundle lacks (its METADATA pins
+# outlines==0.1.11, whose outlines_core 0.1.26 differs from vLLM's 0.2.14): /tmp/site-sgx, after
+# /tmp/site-sglang on the SGLang server's PYTHONPATH.
+built sgx || { step sgx; bash "$STAGE_SH" wheels sgx "$OUT" llguidance==1.7.6 outlines==0.1.11 outlines_core==0.1.26 \
+  interegular==0.3.3 lark==1.2.2 airportsdata==20261103 pycountry==26.2.16 diskcache==5.6.3 cloudpickle==3.1.3 \
+  nest_asyncio==1.6.0 requests==2.34.2 urllib3==2.8.0 charset-normalizer==3.5.3 certifi==2026.10.19.post1; }
 # Ray for issue 17's `--executor ray` run (an optional extra; requests because ray imports it at start-up).
 built ray || { step ray; bash "$STAGE_SH" wheels ray "$OUT" ray==2.60.0 msgpack==1.2.4 protobuf==7.36.2 \
   requests==2.34.2 urllib3==2.8.0 charset-normalizer==3.5.3 certifi==2026.10.19.post1; }
