@@ -47,6 +47,7 @@ ALLOWED = {
     "suites/gpu.yaml",  # the suite run on the device, launching the staged model
     "suites/h200_qwen.yaml",  # the same, on the staged real-weight checkpoint
     "suites/h200_sweep.yaml",  # the same, the concurrency sweep
+    "suites/h200_coverage.yaml",  # the same, the grammar-backend matrix
     "tests/engines/sglang/gpu_proof.py",  # its docstring is the command to type on the device
     "tests/test_runfolder.py",  # asserts on the model paths the committed GPU manifests recorded
     "benchmarks/gpu/README.md",  # how the device runs were staged, to the device's folders

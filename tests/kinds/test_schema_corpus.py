@@ -332,6 +332,7 @@ def test_jsonschemabench_layout_subset_selection_and_limit(tmp_path: Path) -> No
             r"tasks/jsb.yaml:4:24: subsets\[1\]: no subset 'Nope' \(have: Github_easy, Kubernetes\)$",
         ),
         ("", "../tasks", r"subsets_dir: no subset folders"),
+        ("", "../not-written", r"tasks/jsb.yaml:3:14: subsets_dir: no such folder: .*not-written$"),
         ("schema_dir: ../bench\n", "../bench", r"give one of schema_dir, subsets_dir or dataset"),
     ],
 )

@@ -88,6 +88,10 @@ def subset_rows(refs: Refs, spec: SchemaCorpusTaskSpec) -> list[dict[str, Any]]:
     """Rows of a JSONSchemaBench-layout folder: ``data/<subset>/*.json``, ids ``<subset>/<file>``."""
     assert spec.subsets_dir is not None
     root = _resolve_folder(refs, "subsets_dir", spec.subsets_dir)
+    if not root.exists():
+        # Corpora such as a JSONSchemaBench sample are written locally, never committed: say
+        # plainly that the folder is missing rather than that it has no subsets.
+        raise refs.doc.error(("subsets_dir",), f"no such folder: {display_path(root)}")
     data = root / "data" if (root / "data").is_dir() else root
     found = {p.name: p for p in data.iterdir() if p.is_dir()} if data.is_dir() else {}
     if not found:
