@@ -224,10 +224,11 @@ def preflight(engines: Sequence[EngineSpec], executor: Executor | None = None) -
         if e.attach_url is not None:
             check_reachable(e.name, e.attach_url)
     if executor is not None and executor.kind == "ray":
-        from structbench.executors.ray_driver import check_fits, connect
+        from structbench.executors.ray_driver import connect, import_ray
+        from structbench.executors.ray_placement import check_fits
 
         connect(executor.address)  # last: a refused run should not leave a Ray session behind
-        check_fits(engines)
+        check_fits(import_ray(), engines)
 
 
 def _select_engines(suite: LoadedSuite, names: Sequence[str]) -> list[EngineSpec]:

@@ -221,6 +221,27 @@ def test_launch_argv() -> None:
     assert "--no-enable-prefix-caching" not in launch_argv(launch, 1, "on")
 
 
+@pytest.mark.parametrize(
+    ("args", "backend"),
+    [
+        (("--tensor-parallel-size", "2"), "mp"),  # several workers: vLLM's own processes, not Ray
+        (("-tp=4",), "mp"),
+        (("--pipeline-parallel-size", "2"), "mp"),
+        (("--tensor-parallel-size", "2", "--distributed-executor-backend", "ray"), "ray"),  # the user's
+        (("--tensor-parallel-size", "1"), None),  # one worker: no executor to choose
+        ((), None),
+    ],
+)
+def test_a_parallel_server_uses_its_own_multiprocessing_executor(
+    args: tuple[str, ...], backend: str | None
+) -> None:
+    argv = launch_argv(LaunchSpec(model="/ckpt", args=args), 1, "on")
+    flag = "--distributed-executor-backend"
+    assert argv.count(flag) == (0 if backend is None else 1)
+    if backend is not None:
+        assert argv[argv.index(flag) + 1] == backend
+
+
 def test_needs_url_or_launch(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="url"):
         VllmEngine(VllmEngineSpec(), EngineEnv(tmp_path))

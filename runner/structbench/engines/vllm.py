@@ -124,7 +124,24 @@ def launch_argv(
         args.append("--no-enable-prefix-caching")
     if grammar_backend is not None:
         args += ["--structured-outputs-config", json.dumps({"backend": grammar_backend})]
+    if _parallel(launch.args) and flag_value(launch.args, "--distributed-executor-backend") is None:
+        # vLLM's own worker processes, never Ray inside the cell's Ray task: left to choose, vLLM
+        # takes Ray when it sees fewer GPUs than workers (or runs in a placement group itself),
+        # and would then start or join a Ray cluster from inside the task. With mp it runs on
+        # the task's GPUs (its bundle's, through CUDA_VISIBLE_DEVICES) or fails loudly. On one
+        # machine without Ray, mp is what vLLM chooses anyway, so local runs are unchanged.
+        args += ["--distributed-executor-backend", "mp"]
     return command(launch.python, VLLM_SERVER_MODULE, [*args, *launch.args])
+
+
+def _parallel(args: Sequence[str]) -> bool:
+    """True when the server's flags ask for more than one GPU worker (tensor or pipeline parallel)."""
+    for flags in (("--tensor-parallel-size", "-tp"), ("--pipeline-parallel-size", "-pp")):
+        for flag in flags:
+            value = flag_value(args, flag)
+            if value is not None and value.isdigit() and int(value) > 1:
+                return True
+    return False
 
 
 class VllmEngine:

@@ -15,7 +15,9 @@ are never retried by Ray (``max_retries=0``): a retry would send records twice.
 
 Cells of an engine that attaches to a running server run one at a time, since parallel
 cells on one server would measure each other and one's cache flush would hit the other.
-Other cells (embedded, launched servers) run as the cluster's resources allow.
+Other cells (embedded, launched servers) run as the cluster's resources allow. A cell with
+more than one GPU runs in a placement group, and a cell that no node can hold fails at once
+(:mod:`structbench.executors.ray_placement`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 from structbench.cells import CellWork, FolderOutput, RunKnobs
 from structbench.engines.base import ExecContext
 from structbench.errors import UserError
+from structbench.executors.ray_placement import Bundle, Groups, misfit
 from structbench.executors.ray_task import (
     EXIT_AFTER_ENV,
     CellJob,
@@ -119,25 +122,6 @@ def connect(address: str | None) -> None:
     _session.ours = True
 
 
-def check_fits(engines: Sequence[EngineSpec]) -> None:
-    """Refuse a cell that asks for more CPUs or GPUs than the whole cluster has.
-
-    Ray would keep such a task pending for ever (waiting for a node that never comes): a
-    hang, so it is a one-line error before the run starts instead.
-
-    Raises:
-        UserError: Naming the engine, what it asks for and what the cluster has.
-    """
-    have = import_ray().cluster_resources()
-    for e in engines:
-        for key, want in (("CPU", e.cell_cpus), ("GPU", e.cell_gpus)):
-            if want > float(have.get(key, 0.0)):
-                raise UserError(
-                    f"engine '{e.name}': a cell needs {want:g} {key}s, the Ray cluster has "
-                    f"{float(have.get(key, 0.0)):g}"
-                )
-
-
 def _check_reachable(address: str) -> None:
     """A quick TCP check of ``HOST:PORT``: Ray itself waits about a minute before giving up."""
     host, sep, port = address.rpartition(":")
@@ -183,32 +167,54 @@ class _Driver:
         self.specs = {e.name: e for e in engines}
         self.task = ray.remote(remote_cell)
         self.live: dict[Any, _Flight] = {}
+        #: Cells waiting for their placement group, by cell id (their task is not sent yet).
+        self.held: dict[str, tuple[CellJob, _Flight]] = {}
+        self.groups = Groups(ray, log.run_dir.name)
+        self.waiting: dict[str, deque[CellWork]] = {}
         self.failed: list[str] = []
         self.bar = Progress(enabled=False)
 
     def run(self, work: Sequence[CellWork]) -> tuple[bool, list[str]]:
-        lanes = _lanes(work, self.specs)
         with Progress(enabled=self.knobs.progress) as bar, _sigterm_interrupts():
             self.bar = bar
-            waiting: dict[str, deque[CellWork]] = {}
-            for lane, queue in lanes.items():
-                self._submit(queue.popleft())
-                waiting[lane] = queue
+            self.waiting = _lanes(work, self.specs)
             try:
-                while self.live:
-                    ready, _ = self.ray.wait(list(self.live), num_returns=1, timeout=_POLL_S)
-                    for gen in ready:
-                        if not self._step(gen, self.live[gen]):
-                            flight = self.live.pop(gen)
-                            queue = waiting[_lane_of(flight.cw, self.specs)]
-                            if queue:
-                                self._submit(queue.popleft())
+                for lane in self.waiting:
+                    self._next(lane)
+                while self.live or self.held:
+                    self._wait_once()
             except KeyboardInterrupt:
                 self._interrupt()
                 return True, self.failed
+            finally:
+                self.groups.remove_all()
         return False, self.failed
 
-    def _submit(self, cw: CellWork) -> None:
+    def _wait_once(self) -> None:
+        """Wait for the next message of any stream, or a group becoming ready; then expire groups."""
+        pending = self.groups.pending()
+        ready, _ = self.ray.wait([*self.live, *pending], num_returns=1, timeout=_POLL_S)
+        for ref in ready:
+            if ref not in self.live:  # a placement group is ready: send its cell's task
+                job, flight = self.held.pop(pending[ref])
+                self._send(job, flight, self.groups.grant(pending[ref]))
+            elif not self._step(ref, self.live[ref]):
+                flight = self.live.pop(ref)
+                self.groups.remove(flight.cw.cell.cell_id)  # the task has ended: its bundle is free
+                self._next(_lane_of(flight.cw, self.specs))
+        for cell_id, reason in self.groups.expired(others_running=bool(self.live)):
+            _, flight = self.held.pop(cell_id)
+            self._abandon(flight, f"error: {reason}")
+            self._next(_lane_of(flight.cw, self.specs))
+
+    def _next(self, lane: str) -> None:
+        """Submit the lane's next cell; one that fails at once makes room for the one after."""
+        queue = self.waiting[lane]
+        while queue and not self._submit(queue.popleft()):
+            pass
+
+    def _submit(self, cw: CellWork) -> bool:
+        """Send the cell's task (or ask for its placement group first); False: it failed at once."""
         cell_id = cw.cell.cell_id
         job = CellJob(
             spec=self.specs[cw.cell.engine],
@@ -220,18 +226,36 @@ class _Driver:
             exit_after=exit_after(cell_id, os.environ.get(EXIT_AFTER_ENV)),
         )
         tick = self.bar.add_cell(cell_id, min(self.knobs.warmup, len(cw.items)) + len(cw.items))
-        out = FolderOutput(self.log.run_dir, cell_id)
+        flight = _Flight(cw, job.spec, FolderOutput(self.log.run_dir, cell_id), tick)
+        bundle = Bundle.of(job.spec)
+        reason = misfit(bundle, self.ray.nodes())
+        if reason is not None:
+            self._abandon(flight, f"error: cell {cell_id}: {reason}")
+            return False
+        if bundle.needs_group:
+            self.groups.create(cell_id, bundle, job.spec.cell_placement_timeout_s)
+            self.held[cell_id] = (job, flight)
+        else:
+            self._send(job, flight, None)
+        return True
+
+    def _send(self, job: CellJob, flight: _Flight, strategy: Any) -> None:
+        """Start the cell's task: in its placement group's bundle when ``strategy`` says so."""
+        placed = {} if strategy is None else {"scheduling_strategy": strategy}
         task = self.task.options(
             num_returns="streaming",
             max_retries=0,
+            # Inside a bundle too: a task asking for the bundle's GPUs is given their ids, and Ray
+            # sets its CUDA_VISIBLE_DEVICES to them (a task asking for none would see none).
             num_cpus=job.spec.cell_cpus,
             num_gpus=job.spec.cell_gpus,
             # The worker's next yield waits until the driver has taken the previous item, so
             # a worker that dies right after sending an item has not lost it in flight
             # (without this, the kill test lost the last streamed item in 2 of 4 runs).
             _generator_backpressure_num_objects=1,
+            **placed,
         )
-        self.live[task.remote(job)] = _Flight(cw, job.spec, out, tick)
+        self.live[task.remote(job)] = flight
 
     def _step(self, gen: Any, f: _Flight) -> bool:
         """Take the next message of a ready stream; False once the cell is over."""
@@ -315,7 +339,10 @@ class _Driver:
                 self.ray.cancel(gen, force=True)
             if not f.ended:
                 self._abandon(f, CANCELLED_INTERRUPT, "cancelled", "interrupted")
+        for _, f in self.held.values():  # still waiting for its placement group: nothing ran
+            self._abandon(f, CANCELLED_INTERRUPT, "cancelled", "interrupted")
         self.live.clear()
+        self.held.clear()
 
 
 def _lanes(work: Sequence[CellWork], specs: dict[str, EngineSpec]) -> dict[str, deque[CellWork]]:

@@ -91,8 +91,15 @@ def remote_cell(job: CellJob) -> Iterator[Message]:
     import ray  # on a worker, Ray is there by definition
 
     ip: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-    node = f"{socket.gethostname()} ({ip}, node {ray.get_runtime_context().get_node_id()[:12]})"
-    yield from cell_messages(job, node)
+    ctx = ray.get_runtime_context()
+    where = [ip, f"node {ctx.get_node_id()[:12]}"]
+    # The GPUs Ray gave the task (its CUDA_VISIBLE_DEVICES, which the launched server inherits)
+    # and its placement group: the manifest then says where each cell's server ran.
+    if gpus := ray.get_gpu_ids():
+        where.append(f"GPUs {','.join(str(g) for g in gpus)}")
+    if pg := ctx.get_placement_group_id():
+        where.append(f"placement group {pg[:12]}")
+    yield from cell_messages(job, f"{socket.gethostname()} ({', '.join(where)})")
 
 
 def cell_messages(job: CellJob, node: str) -> Iterator[Message]:

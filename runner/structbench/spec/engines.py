@@ -30,6 +30,9 @@ __all__ = [
 _PLACEHOLDER_URL = "http://127.0.0.1:8000"
 """Stands in for a server URL where none is contacted (``structbench compile``)."""
 
+_PLACEMENT_TIMEOUT_S = 600.0
+"""Default of ``launch.placement_timeout_s``: long enough for an autoscaler to add a node."""
+
 
 GRAMMAR_BACKENDS: dict[str, tuple[str, ...]] = {
     "vllm": ("auto", "xgrammar", "guidance", "outlines"),
@@ -98,6 +101,11 @@ class EngineSpec(_Frozen):
         """GPUs a cell of this engine reserves as a Ray task: none unless it launches a server."""
         return 0.0
 
+    @property
+    def cell_placement_timeout_s(self) -> float:
+        """How long a cell needing a placement group waits for it (see ``launch.placement_timeout_s``)."""
+        return _PLACEMENT_TIMEOUT_S
+
 
 class LaunchSpec(_Frozen):
     """How structbench starts a server itself (it stops it at the end)."""
@@ -119,7 +127,21 @@ class LaunchSpec(_Frozen):
     num_gpus: float = Field(default=0.0, ge=0.0)
     """GPUs (a fraction shares one) the server's cell reserves under ``--executor ray``, so Ray
     places it on a node with them free; pair a fraction with the engine's own memory fraction
-    flag. Local runs ignore it."""
+    flag. Local runs ignore it. More than one must be a whole number (Ray's rule); such a cell
+    runs in a placement group (``STRICT_PACK``) that holds all its GPUs on one node."""
+    placement_timeout_s: float = Field(default=_PLACEMENT_TIMEOUT_S, gt=0.0)
+    """Under ``--executor ray``, how long a cell with more than one GPU waits for its placement
+    group before its calls become error records (``--resume`` retries them). The wait counts
+    only while no other cell of the run is running, so waiting for this run's own cells to
+    free the GPUs never times out; what it catches is GPUs held outside the run, or a node
+    that does not come."""
+
+    @model_validator(mode="after")
+    def _whole_gpus_above_one(self) -> Self:
+        # Ray refuses a fractional request above 1 at submit time; say so at load time instead.
+        if self.num_gpus > 1 and not self.num_gpus.is_integer():
+            raise ValueError(f"num_gpus: {self.num_gpus:g}: use a fraction up to 1 or a whole number")
+        return self
 
 
 class EmbeddedEngineSpec(EngineSpec):
@@ -198,6 +220,11 @@ class _LaunchGpusMixin:
     def cell_gpus(self) -> float:
         """The launched server's ``num_gpus`` (an attached server holds its GPUs elsewhere)."""
         return self.launch.num_gpus if self.launch is not None else 0.0
+
+    @property
+    def cell_placement_timeout_s(self) -> float:
+        """``launch.placement_timeout_s`` when the spec launches its server."""
+        return self.launch.placement_timeout_s if self.launch is not None else _PLACEMENT_TIMEOUT_S
 
 
 class VllmEngineSpec(_LaunchGpusMixin, _ServerSpecMixin, EngineSpec):

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# ray_h200.sh: issue 17 on the lent H200: suites/h200_ray.yaml run locally, then with --executor ray,
+# both wall clocks timed, then benchmarks/client_scaling.py; all inside one device call's budget.
+#
+#   SB_BUDGET_S=570 bash benchmarks/gpu/ray_h200.sh
+#
+# After staging (STAGING.md) plus Ray 2.60.0 in /tmp/site-ray. Converts the Qwen checkpoint when it
+# is missing (crosscheck.sh convert: ~2 min, taken out of the two runs' time). The local run starts
+# one server at a time; the Ray run is `structbench run --executor ray`, which starts a local Ray
+# instance itself (ray.init finds the GPU: num_gpus 1) and stops it at the end: no cluster is started
+# by hand. Each run has a deadline (half of what is left for the runs, then all of the rest); past it,
+# SIGINT, structbench's Ctrl-C: completed records stay, the servers are stopped, the run is marked
+# resumable, and it is packed as it is. Into $OUT: run-local.tgz, run-ray.tgz, times.json (wall
+# clocks, exit codes, whether a deadline cut a run), client_scaling.txt and this call's log.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
+T0=$(date +%s); BUDGET=${SB_BUDGET_S:-570}; WORK=${SB_WORKDIR:-/tmp/sbray}
+SUITE=${SB_SUITE:-$root/suites/h200_ray.yaml}   # another suite only to try the script out
+NAME=$(sed -n 's/^name: *//p' "$SUITE" | head -1)
+SCALING_S=75   # kept for client_scaling.py (~30 s on 16 cores) and the packing
+GRACE_S=60     # for an interrupt: cancelled requests, the servers' stop (20 s grace each), the report
+exec > >(tee -a "$OUT/ray_h200.log") 2>&1
+export PYTHONUNBUFFERED=1 PYTHONPATH="$root/runner:/tmp/site-sbdeps:/tmp/site-ray:/tmp/site-sglang"
+export STRUCTBENCH_GIT_SHA=${SB_GIT_SHA:-${STRUCTBENCH_GIT_SHA:-unknown}}
+say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
+
+python3 -c "import ray; assert ray.__version__ == '2.60.0', ray.__version__" \
+  || { say "Ray 2.60.0 is not importable from /tmp/site-ray"; exit 2; }
+bash "$here/crosscheck.sh" convert || exit 1
+rm -rf "$WORK"; mkdir -p "$WORK"
+
+declare -A WALL RC CUT
+run_until() {  # LABEL DEADLINE_EPOCH ARGS...: structbench run, SIGINT at the deadline; sets WALL/RC/CUT
+  local label=$1 deadline=$2; shift 2
+  local cmd=(python3 -m structbench run "$SUITE" --results-dir "$WORK/$label" --no-progress "$@")
+  say "$label: ${cmd[*]} (deadline in $(( deadline - $(date +%s) )) s)"
+  local t0; t0=$(date +%s.%N); CUT[$label]=false
+  # Job control on: a background job of a non-interactive shell would ignore SIGINT.
+  set -m; "${cmd[@]}" & local pid=$!; set +m
+  while kill -0 "$pid" 2>/dev/null; do
+    if (( $(date +%s) >= deadline )); then say "$label: deadline, interrupting"; kill -INT "$pid"; CUT[$label]=true; break; fi
+    sleep 1
+  done
+  wait "$pid"; RC[$label]=$?
+  WALL[$label]=$(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$t0")
+  say "$label: exited ${RC[$label]} after ${WALL[$label]} s"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader 2>/dev/null | sed "s/^/$label: GPU memory used after: /"
+  (cd "$WORK/$label" && tar -czf "$OUT/run-$label.tgz" --exclude='*.html' --exclude='plots' "$NAME") \
+    || say "$label: no run folder to pack"
+}
+
+runs_left=$(( $(left) - SCALING_S ))
+(( runs_left > 2 * GRACE_S )) || { say "only $runs_left s left for the two runs"; exit 1; }
+run_until local $(( $(date +%s) + runs_left / 2 - GRACE_S ))
+run_until ray $(( T0 + BUDGET - SCALING_S - GRACE_S )) --executor ray
+
+python3 - "$OUT/times.json" <<EOF
+import json, sys
+times = {
+    "suite": "${SUITE#"$root"/}",
+    "git_sha": "$STRUCTBENCH_GIT_SHA",
+    "local": {"wall_s": ${WALL[local]}, "exit": ${RC[local]}, "cut_by_deadline": ${CUT[local]^}},
+    "ray": {"wall_s": ${WALL[ray]}, "exit": ${RC[ray]}, "cut_by_deadline": ${CUT[ray]^}},
+}
+with open(sys.argv[1], "w") as fh:
+    json.dump(times, fh, indent=2)
+print(json.dumps(times))
+EOF
+
+scaling_s=$(( $(left) - 10 ))
+if (( scaling_s > 20 )); then
+  say "client_scaling.py (at most $scaling_s s)"
+  (cd "$root" && timeout "$scaling_s" python3 benchmarks/client_scaling.py) 2>&1 | tee "$OUT/client_scaling.txt"
+else
+  say "no time left for client_scaling.py" | tee "$OUT/client_scaling.txt"
+fi
+ls -la "$OUT"
