@@ -109,3 +109,14 @@ def test_manifest_extras_say_what_is_unknown() -> None:
     assert (
         facts["grammar_backend"] == "xgrammar" and facts["grammar_backend_source"] == "server (/server_info)"
     )
+
+
+def test_library_versions_read_with_the_launch_env(tmp_path: Path) -> None:
+    """On the H200 each engine's packages sit on its own PYTHONPATH (launch.env): read them there."""
+    site = tmp_path / "site"
+    info = site / "sb_fake_grammar-1.2.3.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sb-fake-grammar\nVersion: 1.2.3\n")
+    assert library_versions(sys.executable, ("sb-fake-grammar",)) == {}
+    found = library_versions(sys.executable, ("sb-fake-grammar",), {"PYTHONPATH": str(site)})
+    assert found == {"sb-fake-grammar": "1.2.3"}

@@ -14,6 +14,7 @@ report reads (:mod:`structbench.engine_facts`):
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 
@@ -54,17 +55,28 @@ def libraries_of(backend: str) -> tuple[str, ...]:
     return _LIBRARIES.get(backend, ())
 
 
-def library_versions(python: str, dists: Sequence[str], timeout_s: float = 60.0) -> dict[str, str]:
+def library_versions(
+    python: str, dists: Sequence[str], env: Mapping[str, str] | None = None, timeout_s: float = 60.0
+) -> dict[str, str]:
     """``{distribution: version}`` as seen by the interpreter ``python`` (missing ones left out).
 
-    Runs a few lines of ``importlib.metadata`` there, so the version is the one the server
-    imports, not the one this process happens to have. Empty when it cannot run.
+    Runs a few lines of ``importlib.metadata`` there, with the launch's ``env`` over this
+    process's environment (as the server gets it), so the version is the one the server
+    imports, not the one this process happens to have: on the H200 each engine's packages
+    sit on its own ``PYTHONPATH``, and without it vLLM's xgrammar read as SGLang's. Empty
+    when it cannot run.
     """
     if not dists:
         return {}
+    full_env = {**os.environ, **env} if env else None
     try:
         done = subprocess.run(
-            [python, "-c", _PROBE, *dists], capture_output=True, text=True, timeout=timeout_s, check=False
+            [python, "-c", _PROBE, *dists],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env=full_env,
         )
         found = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {}
     except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError):

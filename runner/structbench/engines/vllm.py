@@ -239,7 +239,7 @@ class VllmEngine:
         versions = None
         if launch is not None:
             dists = libraries_of(backend or "auto")
-            versions = await asyncio.to_thread(library_versions, launch.python, dists)
+            versions = await asyncio.to_thread(library_versions, launch.python, dists, launch.env)
         return grammar_extras(backend, source, versions)
 
     async def _reported_backend(self) -> str | None:

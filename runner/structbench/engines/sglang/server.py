@@ -144,7 +144,9 @@ def grammar_facts(
     check_declared(name, declared, reported)
     backend = reported or declared
     source = "server (/server_info)" if reported else "launch flag" if launch and declared else "unknown"
-    versions = library_versions(launch.python, libraries_of(backend or "")) if launch is not None else None
+    versions = None
+    if launch is not None:
+        versions = library_versions(launch.python, libraries_of(backend or ""), launch.env)
     return grammar_extras(backend, source, versions)
 
 
