@@ -223,7 +223,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--interrupted",
         action="store_true",
-        help="also pack interrupted runs; to resume one: tar xJf RUN/records.tar.xz -C RUN, delete the archive",
+        help="also pack interrupted runs (to resume one: tar xJf RUN/records.tar.xz -C RUN, then delete it)",
     )
     return p.parse_args(argv)
 
