@@ -213,6 +213,28 @@ def test_without_a_spread_the_exports_are_as_before(tmp_path: Path) -> None:
     )
 
 
+def test_prepare_with_a_spread_writes_matching_datasets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import crosscheck
+
+    common = ["--model", "m", "--workdir", str(tmp_path), "--concurrencies", "4", "--min-prompts", "8"]
+    common += ["--input-len", "10", "--output-len", "16", "--output-len-spread", "0.5"]
+    crosscheck.main(["prepare", "--words-as-tokens", *common])
+    w = load_workload(tmp_path / "workload" / "workload.json")
+    assert w.output_lens == draw_output_lens(16, 16, 0.5, 0)
+    for path in ("sglang-generate", "sglang-oai-chat"):
+        rows = (tmp_path / "workload" / f"{path}-n16.jsonl").read_text().splitlines()
+        turns = [json.loads(r)["conversations"][1]["value"] for r in rows]
+        assert [len(t.split()) for t in turns] == list(w.output_lens)  # one word, one token here
+    vrows = (tmp_path / "workload" / "vllm-chat-n16.jsonl").read_text().splitlines()
+    assert [json.loads(r)["output_tokens"] for r in vrows] == list(w.output_lens)
+    crosscheck.main(["plan", *common])
+    assert "--custom-output-len -1" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the same folder under the fixed-length rule
+        crosscheck.main(["run", *common[:-2], "--deadline-s", "0"])
+
+
 # -- plan -------------------------------------------------------------------------------------
 
 
@@ -270,6 +292,16 @@ def test_reference_commands_carry_the_workload_flags(tmp_path: Path) -> None:
     assert json.loads(o[o.index("--extra-request-body") + 1]) == {"stream_options": {"include_usage": True}}
     sb = arms[("sglang-generate", "structbench", 16, 1)]
     assert sb.env == (("PYTHONPATH", "/sb"),) and sb.command().startswith("PYTHONPATH=/sb ")
+
+
+def test_a_spread_makes_the_reference_clients_read_each_rows_length(tmp_path: Path) -> None:
+    arms = {(a.path, a.client): a.argv for a in plan_arms(_cfg(tmp_path, output_len_spread=0.5))}
+    v = arms[("vllm-chat", "reference")]
+    assert v[v.index("--custom-output-len") + 1] == "-1" and "--output-len" not in v
+    for path in ("sglang-generate", "sglang-oai-chat"):
+        assert "--sharegpt-output-len" not in arms[(path, "reference")]
+    fixed = {(a.path, a.client): a.argv for a in plan_arms(_cfg(tmp_path))}
+    assert fixed[("vllm-chat", "structbench")] == arms[("vllm-chat", "structbench")]  # reads the workload
 
 
 # -- results ----------------------------------------------------------------------------------
