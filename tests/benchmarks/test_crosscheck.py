@@ -395,6 +395,21 @@ def test_checks_catch_a_workload_that_differs() -> None:
     assert only_one["all_arms_ran"] is False
 
 
+def test_output_len_check_uses_each_requests_own_length() -> None:
+    import dataclasses
+
+    w = dataclasses.replace(_workload(), output_spread=0.5, output_lens=(4, 12, 6, 10))
+    drawn = dataclasses.replace(_metrics(100.0, 10.0), output_lens=(12, 4, 10, 6))  # another send order
+    outs = [_outcome("reference", 0, drawn), _outcome("structbench", 0, drawn)]
+    e = build_entries(outs, 8, w, min_rounds=1)[0]
+    assert dict(e.checks)["output_len_exact"] is True
+    assert (e.output_len_spread, e.output_tokens_expected) == (0.5, 32)
+    fixed = [_outcome("reference", 0, drawn), _outcome("structbench", 0, _metrics(100.0, 10.0))]
+    # All 8s: the same total, but not the lengths asked for.
+    assert dict(build_entries(fixed, 8, w)[0].checks)["output_len_exact"] is False
+    assert dict(build_entries(outs, 8, _workload())[0].checks)["output_len_exact"] is False
+
+
 def test_sglang_chat_reference_counts_the_raw_text() -> None:
     raw = _metrics(100.0, 10.0, lens=(8, 7, 6, 5))  # SGLang's client counts the untemplated prompt
     outs = [
@@ -422,8 +437,11 @@ def test_outcome_json_round_trip_and_document_shape() -> None:
         "ratio",
         "commands",
         "checks",
+        "output_len_spread",
+        "output_tokens_expected",
     ):
         assert key in e
+    assert e["output_tokens_expected"] == 4 * 8  # the arms' four requests of 8 tokens
     assert {a["arm"] for a in doc["arms"]} == {o.arm_id for o in outs}
     assert doc["arms"][0]["server_prefix_hit_rate"] == pytest.approx(0.08)
     assert "| vllm-chat | 4 | output_throughput |" in ratio_table(entries)
