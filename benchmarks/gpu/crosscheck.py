@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from crosscheck_plan import (
     ENGINE_OF,
@@ -59,13 +59,15 @@ from crosscheck_results import (
 )
 from crosscheck_server import cache_counters, flush, record_versions, server_ttft, serving, warm_up
 from crosscheck_workload import (
-    ChatTokenizer,
-    TokenCounter,
     Workload,
     build_workload,
+    check_output_lens,
     export_sglang_custom,
     export_vllm_custom,
+    load_tokenizer,
     load_workload,
+    make_answers,
+    output_lens_meta,
     save_workload,
 )
 
@@ -86,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--input-len", type=int, default=512, help="tokens of each user prompt")
     p.add_argument("--output-len", type=int, default=256)
+    spread = "F > 0: per-request output lengths uniform in [L(1-F), L(1+F)], mean L (breaks lock-step waves)"
+    p.add_argument("--output-len-spread", type=float, default=0.0, help=spread)
     p.add_argument("--prompts-per-concurrency", type=int, default=4)
     p.add_argument("--min-prompts", type=int, default=64)
     p.add_argument("--max-prompts", type=int, default=1024)
@@ -135,6 +139,7 @@ def config(args: argparse.Namespace) -> PlanConfig:
         min_prompts=args.min_prompts,
         max_prompts=args.max_prompts,
         output_len=args.output_len,
+        output_len_spread=args.output_len_spread,
         python=args.python,
     )
 
@@ -149,35 +154,28 @@ def flush_line(arm: Arm, cfg: PlanConfig) -> str:
 def cmd_plan(cfg: PlanConfig, args: argparse.Namespace) -> None:
     """Print the prepare step, then every arm's flush and command, in run order."""
     print(f"# prepare: {cfg.workdir}/workload/workload.json + datasets for n in {dataset_sizes(cfg)}")
-    print(f"{args.python} {Path(__file__).resolve()} prepare --model {args.model} --workdir {cfg.workdir}")
+    spread = f" --output-len-spread {cfg.output_len_spread}" if cfg.output_len_spread else ""
+    here = Path(__file__).resolve()
+    print(f"{args.python} {here} prepare --model {args.model} --workdir {cfg.workdir}{spread}")
     for arm in plan_arms(cfg):
         print(f"\n# {arm.arm_id} ({arm.n_prompts} prompts)\n{flush_line(arm, cfg)}\n{arm.command()}")
 
 
-def _tokenizer(path: str) -> tuple[ChatTokenizer, TokenCounter]:
-    """The model's tokenizer and a token counter over it (no special tokens added)."""
-    from transformers import AutoTokenizer  # the image's transformers; only prepare needs it
-
-    tok: Any = AutoTokenizer.from_pretrained(path)
-
-    def count(text: str) -> int:
-        return len(tok(text, add_special_tokens=False)["input_ids"])
-
-    return cast(ChatTokenizer, tok), count
-
-
 def cmd_prepare(cfg: PlanConfig, args: argparse.Namespace) -> None:
     """Build the prompt pool once, then write each path's dataset file for each arm size."""
-    tok, count = (None, None) if args.words_as_tokens else _tokenizer(args.tokenizer or args.model)
+    no_tok = (None, None, None)
+    tok, count, encoded = no_tok if args.words_as_tokens else load_tokenizer(args.tokenizer or args.model)
     n_max = max(dataset_sizes(cfg))
     t0 = time.monotonic()
-    w = build_workload(n_max, args.input_len, cfg.output_len, 0, tok, count)
+    w = build_workload(n_max, args.input_len, cfg.output_len, 0, tok, count, cfg.output_len_spread)
     save_workload(w, cfg.workdir / "workload" / "workload.json")
+    # SGLang's client reads each drawn length off its row's gpt turn: one of exactly that many tokens.
+    answers = make_answers(w.output_lens, w.seed, encoded) if w.output_lens else None
     for n in dataset_sizes(cfg):
-        part = w.head(n)
+        part, ans = w.head(n), None if answers is None else answers[:n]
         export_vllm_custom(part, dataset_file(cfg, "vllm-chat", n))
-        export_sglang_custom(part.rendered or part.prompts, dataset_file(cfg, "sglang-generate", n))
-        export_sglang_custom(part.prompts, dataset_file(cfg, "sglang-oai-chat", n))
+        export_sglang_custom(part.rendered or part.prompts, dataset_file(cfg, "sglang-generate", n), ans)
+        export_sglang_custom(part.prompts, dataset_file(cfg, "sglang-oai-chat", n), ans)
     mean_tokens = sum(w.rendered_tokens) / len(w.rendered_tokens) if w.rendered_tokens else None
     took = time.monotonic() - t0
     print(f"workload: {n_max} prompts, mean rendered tokens {mean_tokens}, stop {w.stop} ({took:.1f} s)")
@@ -320,6 +318,7 @@ def _print_outcome(o: ArmOutcome) -> None:
 def cmd_run(cfg: PlanConfig, args: argparse.Namespace) -> None:
     """Run the arms not yet done, in plan order, while the deadline allows."""
     index = cfg.workdir / "arms.jsonl"
+    _prepared(cfg)
     done = {o.arm_id for o in read_outcomes(index) if o.returncode == 0 and o.metrics is not None}
     walls = {(o.path, o.client, o.concurrency): o.wall_s for o in read_outcomes(index) if o.returncode == 0}
     record_versions(cfg.workdir / "servers.json", cfg.python, cfg.targets)
@@ -340,11 +339,19 @@ def cmd_run(cfg: PlanConfig, args: argparse.Namespace) -> None:
     print("all arms done", flush=True)
 
 
+def _prepared(cfg: PlanConfig) -> Workload | None:
+    """The prepared workload (None before ``prepare``); refused if prepared under another length rule."""
+    wpath = cfg.workdir / "workload" / "workload.json"
+    w = load_workload(wpath) if wpath.exists() else None
+    if w is not None:
+        check_output_lens(w, cfg.output_len, cfg.output_len_spread)
+    return w
+
+
 def cmd_report(cfg: PlanConfig, args: argparse.Namespace) -> None:
     """``crosscheck.json`` and ``crosscheck.md`` from every arm run so far (all paths)."""
     outcomes = read_outcomes(cfg.workdir / "arms.jsonl")
-    wpath = cfg.workdir / "workload" / "workload.json"
-    w = load_workload(wpath) if wpath.exists() else None
+    w = _prepared(cfg)
     entries = build_entries(outcomes, cfg.output_len, w, min_rounds=cfg.rounds)
     servers = cfg.workdir / "servers.json"
     import structbench  # the runner on PYTHONPATH: its version goes in the document
@@ -372,6 +379,7 @@ def _workload_meta(cfg: PlanConfig, w: Workload | None, args: argparse.Namespace
         "rounds": cfg.rounds,
         "prompts_per_arm": {str(c): n_prompts(cfg, c) for c in cfg.concurrencies},
     }
+    meta |= output_lens_meta(w) if w is not None else {}
     if w is not None and w.rendered_tokens:
         meta["mean_rendered_prompt_tokens"] = sum(w.rendered_tokens) / len(w.rendered_tokens)
         meta["mean_user_prompt_tokens"] = sum(w.prompt_tokens or ()) / len(w.prompts)

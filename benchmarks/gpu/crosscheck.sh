@@ -30,6 +30,10 @@ MEM=${XC_MEM_FRACTION:-0.4}                    # the same memory fraction on bot
 VARGS=${XC_VLLM_ARGS:-}; SARGS=${XC_SGLANG_ARGS:-}
 # Extra crosscheck.py flags for prepare/run/report (e.g. "--prompts-per-concurrency 8").
 XARGS=${XC_ARGS:-}
+# Per-request output lengths uniform in [L(1-F), L(1+F)] (e.g. 0.5), the same for every client: fixed
+# lengths make a closed loop run in lock-step waves, and TTFT then hangs on sub-ms arrival order.
+# Unset: every request the fixed length, as before. A work folder keeps the rule it was prepared with.
+if [ -n "${XC_OUTPUT_LEN_SPREAD:-}" ]; then XARGS="--output-len-spread $XC_OUTPUT_LEN_SPREAD $XARGS"; fi
 VPORT=${XC_VLLM_PORT:-8100}; SPORT=${XC_SGLANG_PORT:-8200}; LOGS=/tmp/xcheck-logs; WORK=${XC_WORKDIR:-/tmp/xcheck}
 mkdir -p "$LOGS" "$WORK"
 logname=${1:-none}; [ "$logname" = solo ] && logname="solo-${2:-}"

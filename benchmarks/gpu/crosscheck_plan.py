@@ -13,17 +13,21 @@ Reference command lines, as read in the released sources:
   openai-chat`` with ``--endpoint /v1/chat/completions``; ``--dataset-name custom`` with
   ``--skip-chat-template`` (else the client templates the text and the server templates it
   again), ``--disable-shuffle`` and ``--no-oversample`` (the first ``--num-prompts`` rows,
-  none repeated), ``--custom-output-len``; ``--ignore-eos``; ``--temperature 0`` (0.26 no
-  longer sends a temperature by default, and structbench sends 0); ``--save-result
-  --save-detailed`` keeps per-request ``ttfts``, ``itls``, ``input_lens``, ``output_lens``.
+  none repeated), ``--custom-output-len`` (-1: each row's ``output_tokens``, read in
+  ``CustomDataset.sample``; any other value overrides every row); ``--ignore-eos``;
+  ``--temperature 0`` (0.26 no longer sends a temperature by default, and structbench sends
+  0); never ``--output-len``, which ``main_async`` copies over ``--custom-output-len``;
+  ``--save-result --save-detailed`` keeps per-request ``ttfts``, ``itls``, ``input_lens``,
+  ``output_lens``.
   ``--num-warmups`` is 0 and the endpoint ready check is off (``--ready-check-timeout-sec``
   0) by default, so nothing reaches the server before the measured requests.
 * SGLang 0.5.17 ``python -m sglang.bench_serving`` (a shim over
   ``sglang/benchmark/serving.py``): ``--backend sglang`` (``/generate``) or
   ``sglang-oai-chat`` (``/v1/chat/completions``); ``--dataset-name custom`` (JSONL
-  conversations, ``--sharegpt-output-len`` fixes the output length); ignore_eos is on unless
-  ``--disable-ignore-eos``; temperature 0.0 by default; ``--warmup-requests 0`` (default 1:
-  one request of the first prompt, which would warm the radix cache for one prompt);
+  conversations, ``--sharegpt-output-len`` fixes the output length; without it
+  ``sample_custom_requests`` counts each row's gpt turn with ``tokenizer.encode``); ignore_eos
+  is on unless ``--disable-ignore-eos``; temperature 0.0 by default; ``--warmup-requests 0``
+  (default 1: one request of the first prompt, which would warm the radix cache for one prompt);
   ``--flush-cache`` flushes after the (empty) warm-up; ``--output-file ... --output-details``.
   Its chat client sends no ``stream_options``; ``--extra-request-body`` adds
   ``include_usage`` so that the server streams the same chunks to both clients.
@@ -84,7 +88,9 @@ class PlanConfig:
         prompts_per_concurrency: Prompts per arm as a multiple of the concurrency.
         min_prompts: Floor on prompts per arm.
         max_prompts: Cap on prompts per arm (keeps one arm around 20 s on an H200).
-        output_len: Output tokens per request.
+        output_len: Output tokens per request (their mean with a spread).
+        output_len_spread: F > 0: per-request lengths drawn in ``[L(1-F), L(1+F)]`` (see
+            ``crosscheck_workload``); each reference client then reads them from its dataset.
         python: Interpreter for every arm (the device's ``python3`` has torch).
         seed: Seed of the reference clients' samplers (their shuffles).
     """
@@ -97,6 +103,7 @@ class PlanConfig:
     min_prompts: int = 64
     max_prompts: int = 1024
     output_len: int = 256
+    output_len_spread: float = 0.0
     python: str = "python3"
     seed: int = 0
 
@@ -141,13 +148,14 @@ def dataset_file(cfg: PlanConfig, path: PathName, n: int) -> Path:
 
 def vllm_reference_argv(cfg: PlanConfig, t: Target, c: int, n: int, outdir: Path) -> tuple[str, ...]:
     """``vllm bench serve`` on the chat path (see the module docstring for each flag)."""
+    out_len = "-1" if cfg.output_len_spread else str(cfg.output_len)  # -1: each row's output_tokens
     return (
         cfg.python, "-m", "vllm.entrypoints.cli.main", "bench", "serve",
         "--backend", "openai-chat", "--base-url", t.url, "--endpoint", "/v1/chat/completions",
         "--model", t.model, "--tokenizer", t.tokenizer,
         "--dataset-name", "custom", "--dataset-path", str(dataset_file(cfg, t.path, n)),
         "--skip-chat-template", "--disable-shuffle", "--no-oversample",
-        "--custom-output-len", str(cfg.output_len), "--num-prompts", str(n),
+        "--custom-output-len", out_len, "--num-prompts", str(n),
         "--max-concurrency", str(c), "--request-rate", "inf",
         "--ignore-eos", "--temperature", "0", "--seed", str(cfg.seed), "--disable-tqdm",
         "--percentile-metrics", "ttft,tpot,itl,e2el",
@@ -157,12 +165,14 @@ def vllm_reference_argv(cfg: PlanConfig, t: Target, c: int, n: int, outdir: Path
 
 def sglang_reference_argv(cfg: PlanConfig, t: Target, c: int, n: int, outdir: Path) -> tuple[str, ...]:
     """``python -m sglang.bench_serving`` on ``/generate`` or the OpenAI chat path."""
+    # With a spread, no fixed length: each row's gpt turn has its request's length in tokens.
+    fixed = () if cfg.output_len_spread else ("--sharegpt-output-len", str(cfg.output_len))
     argv = [
         cfg.python, "-m", "sglang.bench_serving",
         "--backend", SGLANG_BACKEND[t.path], "--base-url", t.url,
         "--model", t.model, "--tokenizer", t.tokenizer,
         "--dataset-name", "custom", "--dataset-path", str(dataset_file(cfg, t.path, n)),
-        "--num-prompts", str(n), "--sharegpt-output-len", str(cfg.output_len),
+        "--num-prompts", str(n), *fixed,
         "--max-concurrency", str(c), "--request-rate", "inf",
         "--warmup-requests", "0", "--flush-cache", "--seed", str(cfg.seed), "--disable-tqdm",
         "--output-file", str(outdir / "result.jsonl"), "--output-details",

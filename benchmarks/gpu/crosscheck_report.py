@@ -86,6 +86,8 @@ def entry_to_dict(e: Entry) -> dict[str, object]:
         "per_round": [{"round": r, "structbench": s, "reference": f} for r, s, f in e.per_round],
         "structbench_reference_formula": e.structbench_refdef,
         "checks": dict(e.checks),
+        "output_len_spread": e.output_len_spread,
+        "output_tokens_expected": e.output_tokens_expected,
         "commands": list(e.commands),
     }
 

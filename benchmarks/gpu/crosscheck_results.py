@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from crosscheck_workload import Workload
@@ -230,6 +230,10 @@ class Entry:
     structbench_refdef: float | None = None
     commands: tuple[str, ...] = ()
     checks: tuple[tuple[str, bool], ...] = field(default=())
+    #: The output-length rule of these arms: its spread F (0: every request the fixed length)
+    #: and the tokens each arm had to generate in all (the sum of its per-request lengths).
+    output_len_spread: float = 0.0
+    output_tokens_expected: int | None = None
 
 
 def _mean(xs: Iterable[float | None]) -> float | None:
@@ -246,6 +250,16 @@ def expected_input_lens(w: Workload, path: str, client: str, n: int) -> tuple[in
     raw_count = client == "reference" and path == "sglang-oai-chat"
     lens = w.prompt_tokens if raw_count else w.rendered_tokens
     return None if lens is None else tuple(sorted(lens[:n]))
+
+
+def expected_output_lens(w: Workload | None, n: int, output_len: int) -> tuple[int, ...]:
+    """The output lengths an arm of ``n`` prompts must report, sorted (SGLang's client shuffles).
+
+    The workload's per-request lengths (drawn with a spread, else all ``output_len``); without a
+    workload file, ``n`` times ``output_len``.
+    """
+    lens = w.request_output_lens()[:n] if w is not None else (output_len,) * n
+    return tuple(sorted(lens))
 
 
 def _prompts_match(arms: Sequence[ArmOutcome], w: Workload | None) -> bool:
@@ -269,7 +283,13 @@ def _checks(
     full = all(
         a.metrics is not None and a.metrics.failed == 0 and a.metrics.completed == a.n_prompts for a in arms
     )
-    outs = all(m.output_lens and all(n == output_len for n in m.output_lens) for m in ms)
+    # Each request generated exactly its own length (as multisets: the order is each client's).
+    outs = all(
+        a.metrics.output_lens
+        and tuple(sorted(a.metrics.output_lens)) == expected_output_lens(w, a.n_prompts, output_len)
+        for a in arms
+        if a.metrics is not None
+    )
     return (
         ("all_arms_ran", bool(sb) and bool(ref) and len(ms) == len(arms)),
         ("no_failed_requests", full),
@@ -305,8 +325,11 @@ def build_entries(
         checks = (*_checks(sb, ref, w, output_len), ("rounds_paired", len(paired) >= min_rounds))
         commands = tuple(a.command for a in sorted(group, key=lambda a: (a.round, a.arm_id)))
         sb_p, ref_p = [a for a in sb if a.round in paired], [a for a in ref if a.round in paired]
+        spread = w.output_spread if w is not None else 0.0
+        total = sum(expected_output_lens(w, group[0].n_prompts, output_len))
         for metric in (*METRICS, *INFO_METRICS):
-            entries.append(_entry(group, sb_p, ref_p, metric, checks, commands))
+            e = _entry(group, sb_p, ref_p, metric, checks, commands)
+            entries.append(replace(e, output_len_spread=spread, output_tokens_expected=total))
     return entries
 
 

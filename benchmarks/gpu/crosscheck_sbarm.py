@@ -1,6 +1,7 @@
 """structbench's arm of the cross-check: one concurrency level through structbench's Python API.
 
-It builds one work item per prompt (one user message, no system prompt, ``Gen(max_tokens=N)``),
+It builds one work item per prompt (one user message, no system prompt, ``Gen(max_tokens=N)``
+with N that request's length from the workload: fixed, or drawn once with a spread),
 drives them with ``load.driver.drive`` in closed loop at ``--concurrency``, and writes
 ``result.json`` (structbench's metrics, plus the same records under the reference formulas)
 and ``records.jsonl.gz`` (every call record). The orchestrator (``crosscheck.py``) flushes
@@ -32,6 +33,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -49,11 +51,15 @@ from structbench.records import CallRecord
 TASK = "crosscheck"
 
 
-def work_items(prompts: tuple[str, ...], output_len: int) -> list[WorkItem]:
-    """One single-turn, unconstrained item per prompt: no system prompt, no prefix."""
+def work_items(prompts: Sequence[str], output_lens: Sequence[int]) -> list[WorkItem]:
+    """One single-turn, unconstrained item per prompt: no system prompt, no prefix.
+
+    Each item's ``max_tokens`` is its own request's length (with ``ignore_eos``, the exact
+    length), so structbench generates what the reference clients read from their datasets.
+    """
     return [
-        WorkItem(f"{TASK}/{i}", TASK, "none", (), (Branch((Turn(p, Gen("out", max_tokens=output_len)),)),))
-        for i, p in enumerate(prompts)
+        WorkItem(f"{TASK}/{i}", TASK, "none", (), (Branch((Turn(p, Gen("out", max_tokens=n)),)),))
+        for i, (p, n) in enumerate(zip(prompts, output_lens, strict=True))
     ]
 
 
@@ -127,7 +133,7 @@ def summary(
 async def run_arm(args: argparse.Namespace) -> dict[str, object]:
     """Start the engine, drive the items, close; the summary of the records."""
     w = load_workload(Path(args.workload)).head(args.n)
-    items = work_items(w.prompts, w.output_len)
+    items = work_items(w.prompts, w.request_output_lens())
     out = Path(args.out)
     engine = make_engine(args.path, args.url, args.model, out)
     info = await engine.start()

@@ -43,10 +43,15 @@ from crosscheck_server import Reply, flush_ok, parse_counters  # noqa: E402
 from crosscheck_workload import (  # noqa: E402
     Workload,
     build_workload,
+    check_output_lens,
+    draw_output_lens,
     export_sglang_custom,
     export_vllm_custom,
     load_workload,
+    make_answers,
     make_prompts,
+    make_text_of,
+    output_lens_meta,
     render_user,
     save_workload,
     template_stop,
@@ -126,6 +131,110 @@ def test_workload_round_trip_and_head(tmp_path: Path) -> None:
     assert bare.rendered == () and bare.prompt_tokens is None and len(bare.prompts[0].split()) == 5
 
 
+def bos_count(text: str) -> int:
+    """A fake ``tokenizer.encode``: ``long_words_count`` plus one special token, as SGLang counts."""
+    return 1 + long_words_count(text)
+
+
+def test_output_lens_are_seeded_bounded_and_of_mean_l() -> None:
+    a = draw_output_lens(64, 256, 0.5, seed=0)
+    assert a == draw_output_lens(64, 256, 0.5, seed=0) and a != draw_output_lens(64, 256, 0.5, seed=1)
+    assert min(a) >= 128 and max(a) <= 384 and len(set(a)) > 16  # spread out, not one wave length
+    # Mirrored pairs: every even head (what an arm sends) generates exactly n * L tokens.
+    assert all(sum(a[:n]) == n * 256 for n in range(0, 65, 2))
+    assert draw_output_lens(5, 10, 0.3, 2)[-1] == 10 and sum(draw_output_lens(5, 10, 0.3, 2)) == 50
+    assert draw_output_lens(3, 256, 0.0, 0) == (256, 256, 256)
+    for bad in (1.0, -0.1, 0.95):  # 0.95 of 16 leaves lengths under 2, which SGLang's loader drops
+        with pytest.raises(ValueError):
+            draw_output_lens(4, 16, bad, 0)
+
+
+def test_spread_keeps_the_prompts_and_round_trips(tmp_path: Path) -> None:
+    fixed = build_workload(6, 12, 40, 2, ChatML(), long_words_count)
+    w = build_workload(6, 12, 40, 2, ChatML(), long_words_count, output_spread=0.5)
+    assert w.prompts == fixed.prompts and w.rendered_tokens == fixed.rendered_tokens
+    assert w.request_output_lens() == w.output_lens == draw_output_lens(6, 40, 0.5, 2)
+    assert fixed.output_lens == () and fixed.request_output_lens() == (40,) * 6
+    back = load_workload(save_workload(w, tmp_path / "w.json"))
+    assert back == w and back.head(4).output_lens == w.output_lens[:4]
+    assert output_lens_meta(w)["output_lens"] == list(w.output_lens)
+    check_output_lens(w, 40, 0.5)
+    with pytest.raises(SystemExit):
+        check_output_lens(w, 40, 0.0)  # a folder prepared under another rule is refused
+
+
+def test_texts_have_exactly_the_asked_token_count() -> None:
+    import random
+
+    rng = random.Random(0)
+    for n in (2, 3, 17, 40, 129):
+        assert bos_count(make_text_of(rng, n, bos_count)) == n
+    with pytest.raises(ValueError):  # every word is two tokens: no odd count is reachable
+        make_text_of(rng, 7, lambda t: 2 * len(t.split()))
+
+
+def test_every_client_gets_the_same_drawn_lengths(tmp_path: Path) -> None:
+    from crosscheck_sbarm import work_items
+
+    w = build_workload(8, 12, 40, 0, ChatML(), long_words_count, output_spread=0.5)
+    lens = list(w.output_lens)
+    vrows = [json.loads(x) for x in export_vllm_custom(w, tmp_path / "v.jsonl").read_text().splitlines()]
+    assert [r["output_tokens"] for r in vrows] == lens  # read per row with --custom-output-len -1
+    answers = make_answers(w.output_lens, w.seed, bos_count)
+    assert answers == make_answers(w.output_lens, w.seed, bos_count)
+    for texts in (w.rendered, w.prompts):
+        out = export_sglang_custom(texts, tmp_path / "s.jsonl", answers)
+        srows = [json.loads(x)["conversations"] for x in out.read_text().splitlines()]
+        assert [c[0]["value"] for c in srows] == list(texts)
+        # sample_custom_requests: output_len = len(tokenizer.encode(gpt turn)) without a fixed length.
+        assert [bos_count(c[1]["value"]) for c in srows] == lens
+    items = work_items(w.prompts, w.request_output_lens())
+    assert [i.branches[0].turns[0].gen.max_tokens for i in items] == lens
+    with pytest.raises(ValueError):
+        export_sglang_custom(w.prompts, tmp_path / "x.jsonl", answers[:3])
+
+
+def test_without_a_spread_the_exports_are_as_before(tmp_path: Path) -> None:
+    """Byte for byte what the fixed-length exports wrote before the spread existed."""
+    w = build_workload(2, 4, 8, 0, None, None)
+    assert export_vllm_custom(w, tmp_path / "v.jsonl").read_text() == (
+        '{"prompt": "castle meadow bottle quick", "output_tokens": 8}\n'
+        '{"prompt": "doctor needle jungle shadow", "output_tokens": 8}\n'
+    )
+    assert export_sglang_custom(w.prompts, tmp_path / "s.jsonl").read_text() == (
+        '{"conversations": [{"from": "human", "value": "castle meadow bottle quick"}, '
+        '{"from": "gpt", "value": "ok"}]}\n'
+        '{"conversations": [{"from": "human", "value": "doctor needle jungle shadow"}, '
+        '{"from": "gpt", "value": "ok"}]}\n'
+    )
+    assert save_workload(w, tmp_path / "w.json").read_text() == (
+        '{"prompts": ["castle meadow bottle quick", "doctor needle jungle shadow"], "rendered": [], '
+        '"prompt_tokens": null, "rendered_tokens": null, "output_len": 8, "stop": [], "seed": 0}'
+    )
+
+
+def test_prepare_with_a_spread_writes_matching_datasets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import crosscheck
+
+    common = ["--model", "m", "--workdir", str(tmp_path), "--concurrencies", "4", "--min-prompts", "8"]
+    common += ["--input-len", "10", "--output-len", "16", "--output-len-spread", "0.5"]
+    crosscheck.main(["prepare", "--words-as-tokens", *common])
+    w = load_workload(tmp_path / "workload" / "workload.json")
+    assert w.output_lens == draw_output_lens(16, 16, 0.5, 0)
+    for path in ("sglang-generate", "sglang-oai-chat"):
+        rows = (tmp_path / "workload" / f"{path}-n16.jsonl").read_text().splitlines()
+        turns = [json.loads(r)["conversations"][1]["value"] for r in rows]
+        assert [len(t.split()) for t in turns] == list(w.output_lens)  # one word, one token here
+    vrows = (tmp_path / "workload" / "vllm-chat-n16.jsonl").read_text().splitlines()
+    assert [json.loads(r)["output_tokens"] for r in vrows] == list(w.output_lens)
+    crosscheck.main(["plan", *common])
+    assert "--custom-output-len -1" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the same folder under the fixed-length rule
+        crosscheck.main(["run", *common[:-2], "--deadline-s", "0"])
+
+
 # -- plan -------------------------------------------------------------------------------------
 
 
@@ -183,6 +292,16 @@ def test_reference_commands_carry_the_workload_flags(tmp_path: Path) -> None:
     assert json.loads(o[o.index("--extra-request-body") + 1]) == {"stream_options": {"include_usage": True}}
     sb = arms[("sglang-generate", "structbench", 16, 1)]
     assert sb.env == (("PYTHONPATH", "/sb"),) and sb.command().startswith("PYTHONPATH=/sb ")
+
+
+def test_a_spread_makes_the_reference_clients_read_each_rows_length(tmp_path: Path) -> None:
+    arms = {(a.path, a.client): a.argv for a in plan_arms(_cfg(tmp_path, output_len_spread=0.5))}
+    v = arms[("vllm-chat", "reference")]
+    assert v[v.index("--custom-output-len") + 1] == "-1" and "--output-len" not in v
+    for path in ("sglang-generate", "sglang-oai-chat"):
+        assert "--sharegpt-output-len" not in arms[(path, "reference")]
+    fixed = {(a.path, a.client): a.argv for a in plan_arms(_cfg(tmp_path))}
+    assert fixed[("vllm-chat", "structbench")] == arms[("vllm-chat", "structbench")]  # reads the workload
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -276,6 +395,21 @@ def test_checks_catch_a_workload_that_differs() -> None:
     assert only_one["all_arms_ran"] is False
 
 
+def test_output_len_check_uses_each_requests_own_length() -> None:
+    import dataclasses
+
+    w = dataclasses.replace(_workload(), output_spread=0.5, output_lens=(4, 12, 6, 10))
+    drawn = dataclasses.replace(_metrics(100.0, 10.0), output_lens=(12, 4, 10, 6))  # another send order
+    outs = [_outcome("reference", 0, drawn), _outcome("structbench", 0, drawn)]
+    e = build_entries(outs, 8, w, min_rounds=1)[0]
+    assert dict(e.checks)["output_len_exact"] is True
+    assert (e.output_len_spread, e.output_tokens_expected) == (0.5, 32)
+    fixed = [_outcome("reference", 0, drawn), _outcome("structbench", 0, _metrics(100.0, 10.0))]
+    # All 8s: the same total, but not the lengths asked for.
+    assert dict(build_entries(fixed, 8, w)[0].checks)["output_len_exact"] is False
+    assert dict(build_entries(outs, 8, _workload())[0].checks)["output_len_exact"] is False
+
+
 def test_sglang_chat_reference_counts_the_raw_text() -> None:
     raw = _metrics(100.0, 10.0, lens=(8, 7, 6, 5))  # SGLang's client counts the untemplated prompt
     outs = [
@@ -303,8 +437,11 @@ def test_outcome_json_round_trip_and_document_shape() -> None:
         "ratio",
         "commands",
         "checks",
+        "output_len_spread",
+        "output_tokens_expected",
     ):
         assert key in e
+    assert e["output_tokens_expected"] == 4 * 8  # the arms' four requests of 8 tokens
     assert {a["arm"] for a in doc["arms"]} == {o.arm_id for o in outs}
     assert doc["arms"][0]["server_prefix_hit_rate"] == pytest.approx(0.08)
     assert "| vllm-chat | 4 | output_throughput |" in ratio_table(entries)
@@ -359,7 +496,7 @@ def test_structbench_metrics_agree_with_the_reference_formulas() -> None:
 
     from structbench.records import CallRecord
 
-    items = work_items(("first prompt", "second prompt"), 256)
+    items = work_items(("first prompt", "second prompt"), (256, 256))
     assert [len(i.branches[0].turns) for i in items] == [1, 1] and items[0].prefix == ()
     assert (
         items[0].branches[0].turns[0].gen.max_tokens == 256
