@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from fake_openai import FakeServer
-from fault_suites import cell_status, openai_engine, write_suite
+from fault_suites import REAL_PYTHON_FOR_C, cell_status, openai_engine, write_suite
 from pydantic import ValidationError
 
 from structbench.cells import Executor
@@ -111,6 +111,7 @@ def _launcher(folder: Path) -> tuple[Path, Path]:
     script.write_text(
         f"#!{sys.executable}\n"
         "import json, os, sys\n"
+        f"{REAL_PYTHON_FOR_C}\n"
         f"sys.path.insert(0, {str(FAULTS)!r})\n"
         "run = {'gpus': os.environ.get('CUDA_VISIBLE_DEVICES'), 'argv': sys.argv[1:]}\n"
         f"with open({str(seen)!r}, 'a') as fh:\n"

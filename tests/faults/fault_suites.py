@@ -77,18 +77,27 @@ def cell_status(run_dir: Path, cell_id: str) -> str | None:
     return str(json.loads(path.read_text(encoding="utf-8"))["status"])
 
 
+# The engine also runs ``launch.python -c PROBE`` (library versions); served, that probe would
+# hang until its 60 s timeout, so a fake interpreter hands ``-c`` to the real one.
+REAL_PYTHON_FOR_C = (
+    "if sys.argv[1:2] == ['-c']:\n    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
+
 def fake_vllm_python(folder: Path, *flags: str) -> Path:
     """An executable to use as ``launch.python`` of a ``vllm`` engine: it serves the fake server.
 
     The launcher runs ``<python> -m vllm.entrypoints.openai.api_server --model M --host H
     --port P ...``; this script ignores what it doesn't know and listens on ``--port``.
-    ``flags`` go to the fake server (``--mode``, ``--delay``, ``--pid-file``).
+    ``flags`` go to the fake server (``--mode``, ``--delay``, ``--pid-file``); ``-c CODE``
+    runs in the real interpreter.
     """
     here = Path(__file__).resolve().parent
     script = folder / "fake-vllm-python"
     script.write_text(
         f"#!{sys.executable}\n"
-        "import sys\n"
+        "import os, sys\n"
+        f"{REAL_PYTHON_FOR_C}\n"
         f"sys.path.insert(0, {str(here)!r})\n"
         "import fake_openai\n"
         f"fake_openai.main(sys.argv[1:] + {list(flags)!r})\n",

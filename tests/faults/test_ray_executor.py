@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_openai import FakeServer
-from fault_suites import cell_status, manifest, ok_calls, openai_engine, write_suite
+from fault_suites import alive, cell_status, fake_vllm_python, manifest, ok_calls, openai_engine, write_suite
 
 from structbench.cells import Executor
+from structbench.engines.launch import free_port
 from structbench.executors import ray_driver
 from structbench.executors.ray_task import EXIT_AFTER_ENV
 from structbench.records import CallRecord, cell_records_path, read_records
@@ -55,6 +59,31 @@ def test_killed_worker_leaves_error_records_then_resume_completes(
     assert m2["status"] == "complete" and m2["resumes"][0]["executor"] == "ray"  # type: ignore[index]
     redone = list(read_records(cell_records_path(run_dir, "fake.pick0.c1")))
     assert [r.attempt for r in redone] == [1, 1, 1, 1, 2, 2]
+
+
+def test_killed_worker_takes_its_launched_server_with_it(
+    tmp_path: Path, ray_local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker exits with no cleanup while its cell's launched server runs; the server goes
+    too, so --resume can launch one on the same fixed port."""
+    pid_file = tmp_path / "server.pid"
+    python = fake_vllm_python(tmp_path, "--pid-file", str(pid_file))
+    launch = {"model": "m", "python": str(python), "port": free_port(), "startup_timeout_s": 30}
+    suite = write_suite(tmp_path, [{"kind": "vllm", "name": "v", "launch": launch}], n=4)
+    monkeypatch.setenv(EXIT_AFTER_ENV, "v.pick0.c1:2")
+    out = run_suite(RunOptions(suite, tmp_path / "ray", progress=False, executor=RAY))
+    assert out.failed_cells == ("v.pick0.c1",)
+    server = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while alive(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(server):  # never leave it behind, even when this test fails
+        os.kill(server, signal.SIGKILL)
+        pytest.fail("the launched server outlived the worker that launched it")
+    monkeypatch.delenv(EXIT_AFTER_ENV)
+    again = resume_run(out.run_dir, progress=False, executor=RAY)
+    assert not again.failed_cells and len(ok_calls(out.run_dir)) == 4
+    assert not alive(int(pid_file.read_text()))
 
 
 def test_interrupt_cancels_the_tasks_keeps_records_and_resumes(

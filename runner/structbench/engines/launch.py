@@ -4,7 +4,8 @@ A server runs in its own process group, so stopping it also stops the workers it
 (vLLM's engine core, SGLang's scheduler). Its output goes to a log file whose path, and
 last lines, appear in every startup error. Servers still running when the interpreter
 exits are stopped by an ``atexit`` hook, so a crash in the runner leaves no orphan server
-holding a port and the CPUs.
+holding a port and the CPUs. A runner that dies without running any cleanup (SIGKILL, the
+OOM killer) is covered by a watchdog process per server (:mod:`structbench.engines.tether`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from structbench.engines.tether import Tether, tether
 from structbench.errors import UserError
 from structbench.spec.engine_checks import url_problem
 from structbench.spec.resolved import REDACTED, is_secret_name, redact_args
@@ -83,6 +85,7 @@ class ServerProcess:
         self.cfg = cfg
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._tether: Tether | None = None
         self._secrets = secret_values(cfg.argv, cfg.env)
 
     @property
@@ -96,7 +99,7 @@ class ServerProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def spawn(self) -> None:
-        """Start the process in a new session (process group); returns at once."""
+        """Start the process in a new session (process group), and its watchdog; returns at once."""
         if self._proc is not None:
             raise RuntimeError("server already spawned")
         self.cfg.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,6 +120,12 @@ class ServerProcess:
             self._log.close()
             raise UserError(f"cannot start the {self.cfg.name} server ({self.cfg.argv[0]}): {e}") from e
         _LIVE.add(self)
+        try:
+            self._tether = tether(self._proc.pid, self.cfg.stop_grace_s, self._log)
+        except OSError as e:
+            # A server that could outlive us unnoticed is worse than no server: refuse it.
+            self.stop()
+            raise UserError(f"cannot start the watchdog of the {self.cfg.name} server: {e}") from e
 
     async def wait_healthy(self, poll_s: float = 1.0) -> None:
         """Poll the health URL until it answers 200.
@@ -177,6 +186,9 @@ class ServerProcess:
                 rc = proc.wait(timeout=30)
         # Children that ignored SIGTERM while their leader exited would keep the port.
         _signal_group(proc.pid, signal.SIGKILL)
+        if self._tether is not None:  # only now: had we died during the grace, it would have acted
+            self._tether.release()
+            self._tether = None
         if self._log is not None:
             self._log.close()
             self._log = None
