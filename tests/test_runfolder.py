@@ -34,7 +34,12 @@ from structbench.runfolder.v1 import label_cache_arm
 from structbench.spec.engines import OpenAIEngineSpec, SglangEngineSpec, VllmEngineSpec
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-COMMITTED = sorted(p.parent for p in RESULTS.glob("**/manifest.json"))
+# The run folders written as version 1 (the migration's); later ones are version 2 from the start.
+COMMITTED = sorted(
+    p.parent
+    for p in RESULTS.glob("**/manifest.json")
+    if json.loads(p.read_text(encoding="utf-8"))["schema_version"] == 1
+)
 GPU_RUN = RESULTS / "gpu" / "gpu" / "20261128T160753Z_b93a04"
 C8 = LoadPoint("concurrency", 8, max_concurrency=8)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 from jsonschema.exceptions import SchemaError
 
@@ -82,3 +85,37 @@ def test_dangling_refs_follow_each_drafts_ids_and_fetch_nothing() -> None:
         (("properties", "remote", "$ref"), "https://example.com/elsewhere.json"),
     ]
     assert dangling_refs(True) == []
+
+
+def test_the_invalid_schema_reason_is_the_same_in_every_process() -> None:
+    """Two equally relevant meta-schema errors: jsonschema's own pick followed PYTHONHASHSEED."""
+    import subprocess
+    import sys
+
+    schema = {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "definitions": {
+            "b": {"enum": ["x", "x"]},
+            "A": {"properties": {"c": {"enum": ["y", "y"]}}},
+        },
+    }
+    probe = (
+        "import json, sys\n"
+        "from jsonschema.exceptions import SchemaError\n"
+        "from structbench.schema_drafts import check_schema\n"
+        "try:\n"
+        "    check_schema(json.loads(sys.argv[1]))\n"
+        "except SchemaError as e:\n"
+        "    print(list(e.absolute_path), e.message)\n"
+    )
+    seen = set()
+    for seed in ("1", "2", "3", "4", "5", "6"):
+        out = subprocess.run(
+            [sys.executable, "-c", probe, json.dumps(schema)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        seen.add(out.stdout.strip())
+    assert len(seen) == 1 and next(iter(seen)).startswith("['definitions', 'b', 'enum']")
