@@ -17,9 +17,6 @@ under ``results/`` must stay small, yet stay re-scorable. For each run folder th
 
 A run not marked ``complete`` in its manifest is left alone: ``structbench run --resume``
 appends to a cell's plain ``requests.jsonl``, which would then hide its packed records.
-``--interrupted`` packs an interrupted run anyway (a GPU sitting that ran out of time, committed
-as measured); to resume it, unpack first: ``tar xJf RUN/records.tar.xz -C RUN`` and delete the
-archive.
 
 Why one solid xz archive rather than a ``.gz`` per file: a run sends each prompt once per
 cell and stores it again in ``items.jsonl``, and gzip's 32 KiB window sees none of those
@@ -68,8 +65,6 @@ class PackOptions:
     """Rewrite manifest, summary and cell files without indentation."""
     check: bool = False
     """Change nothing; only list what would change."""
-    interrupted: bool = False
-    """Also pack a run marked ``interrupted`` (a partial GPU run committed as measured)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +193,7 @@ def pack_run(run_dir: Path, opts: PackOptions) -> list[Change]:
     status = run_status(run_dir)
     if status is None:
         raise ValueError(f"{run_dir}: not a run folder (no readable manifest.json)")
-    if status != PACKABLE_STATUS and not (opts.interrupted and status == "interrupted"):
+    if status != PACKABLE_STATUS:
         raise ValueError(f"{run_dir}: run status is {status!r}; only complete runs are packed")
     changes = list(planned_changes(run_dir, opts.compact_json))
     if not opts.check:
@@ -220,18 +215,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--file", type=Path, action="append", default=[], help="also gzip this file")
     p.add_argument("--compact-json", action="store_true", help="drop the indentation of kept JSON")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything would")
-    p.add_argument(
-        "--interrupted",
-        action="store_true",
-        help="also pack interrupted runs (to resume one: tar xJf RUN/records.tar.xz -C RUN, then delete it)",
-    )
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Pack the named run folders and files; print one line per change."""
     args = parse_args(argv)
-    opts = PackOptions(compact_json=args.compact_json, check=args.check, interrupted=args.interrupted)
+    opts = PackOptions(compact_json=args.compact_json, check=args.check)
     changes: list[Change] = []
     for run in [*args.runs, *(run_folders(args.root) if args.all else [])]:
         try:
