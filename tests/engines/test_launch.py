@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from procs import alive
 from structbench.engines.launch import ServerConfig, ServerProcess, free_port, tail
 from structbench.errors import UserError
 
@@ -22,16 +22,6 @@ print("serving", flush=True)
 handler = http.server.SimpleHTTPRequestHandler
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), handler).serve_forever()
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); its state in /proc says it is dead.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
 def test_start_healthy_then_stop_kills_group(tmp_path: Path) -> None:
@@ -50,14 +40,14 @@ def test_start_healthy_then_stop_kills_group(tmp_path: Path) -> None:
     try:
         assert proc.running
         child = int(pidfile.read_text())
-        assert _alive(child)
+        assert alive(child)
     finally:
         proc.stop()
     assert not proc.running
     deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
+    while alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(child)
+    assert not alive(child)
     assert "serving" in (tmp_path / "toy.log").read_text()
     assert proc.stop() is not None  # idempotent
 

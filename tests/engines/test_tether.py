@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import structbench
+from procs import alive
 from structbench.engines import tether
 from structbench.engines.launch import ServerConfig, ServerProcess, free_port
 
@@ -51,19 +52,9 @@ time.sleep(600)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0) (nothing here may reap it); /proc says it is dead.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
-
-
 def _gone_within(pids: list[int], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while any(_alive(p) for p in pids):
+    while any(alive(p) for p in pids):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -96,14 +87,14 @@ def test_server_dies_with_its_sigkilled_owner(tmp_path: Path, owner: subprocess.
     try:
         # The launching thread has ended: the server must outlive it while the owner lives.
         time.sleep(0.3)
-        assert _alive(server) and _alive(worker)
+        assert alive(server) and alive(worker)
         owner.send_signal(signal.SIGKILL)
         owner.wait(timeout=10)
         assert _gone_within([server, worker], 5), "the server outlived the process that launched it"
         assert "launched this server is gone" in (tmp_path / "toy.log").read_text()
     finally:  # never leave the fake server behind if the watchdog failed
         for pid in (server, worker):
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
