@@ -24,7 +24,7 @@ import asyncio
 import socket
 from collections.abc import Callable
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import aiohttp
 from aiohttp.client_reqrep import ConnectionKey
@@ -79,8 +79,9 @@ class _Conn(asyncio.Protocol):
     # ---- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's TCPTransport (the loop Ray gives its workers when uvloop
+        # is installed, as it is beside vLLM and SGLang) has Transport's methods but not its class.
+        self.transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:  # one write per request: don't let Nagle hold it back
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
