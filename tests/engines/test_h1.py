@@ -259,3 +259,33 @@ def test_stale_idle_connection_is_not_reused() -> None:
         return conn.closed and pool._idle == []
 
     assert asyncio.run(go())
+
+
+def test_streams_on_uvloop() -> None:
+    """Ray runs its workers' event loops on uvloop whenever it is installed (as it is beside vLLM
+    and SGLang); uvloop's transport is not an ``asyncio.Transport`` subclass. On the H200, the first
+    ``--executor ray`` run failed every call with a bare AssertionError for that reason."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def script(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        head = await r.readuntil(b"\r\n\r\n")
+        await r.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+        w.write(HEAD_CHUNKED + chunked(BODY))
+        await w.drain()
+        w.close()
+
+    async def go() -> tuple[Any, OpenAIReader, str]:
+        server = await _serve(script)
+        pool = H1Pool(URL(f"http://127.0.0.1:{_port(server)}"), (), 5.0, 4.0, _loads)
+        reader = OpenAIReader()
+        try:
+            out = await pool.post("/v1/chat/completions", b"{}", reader, counting_clock())
+        finally:
+            pool.close()
+            server.close()
+        return out, reader, type(asyncio.get_running_loop()).__module__
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        out, reader, loop_module = runner.run(go())
+    assert loop_module.startswith("uvloop")
+    assert out == (200, b"") and reader.parts == ["hé", "llo"] and reader.finish_reason == "stop"
