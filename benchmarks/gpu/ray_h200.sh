@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../.." && pwd)
 T0=$(date +%s); BUDGET=${SB_BUDGET_S:-570}; WORK=${SB_WORKDIR:-/tmp/sbray}
 SUITE=${SB_SUITE:-$root/suites/h200_ray.yaml}   # another suite only to try the script out
 NAME=$(sed -n 's/^name: *//p' "$SUITE" | head -1)
-# SB_SCALING=0 skips client_scaling.py (measured on the H200 on 2026-12-03: results/ray/README.md).
+# SB_SCALING=0 skips client_scaling.py (measured on the H200 on 2026-12-03: results/h200/ray/README.md).
 SCALING=${SB_SCALING:-1}; SCALING_S=$(( SCALING ? 75 : 10 ))   # client_scaling.py (~30 s on 16 cores), packing
 GRACE_S=${SB_GRACE_S:-60}   # for an interrupt: cancelled requests, the servers' stop (20 s grace each), the report
 exec > >(tee -a "$OUT/ray_h200.log") 2>&1
@@ -30,7 +30,7 @@ left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 python3 -c "import ray; assert ray.__version__ == '2.60.0', ray.__version__" \
   || { say "Ray 2.60.0 is not importable from /tmp/site-ray"; exit 2; }
 # Only a suite on the converted Qwen checkpoint needs the conversion.
-if grep -q /tmp/payload/qwen-hf "$SUITE"; then bash "$here/crosscheck.sh" convert || exit 1; fi
+if grep -q "payload/qwen-hf" "$SUITE"; then bash "$here/crosscheck.sh" convert || exit 1; fi
 rm -rf "$WORK"; mkdir -p "$WORK"
 
 declare -A WALL RC CUT
