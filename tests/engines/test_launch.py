@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_suites import alive
 
-from procs import alive
 from structbench.engines.launch import ServerConfig, ServerProcess, free_port, tail
 from structbench.errors import UserError
 

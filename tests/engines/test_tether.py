@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fault_suites import alive
 
 import structbench
-from procs import alive
 from structbench.engines import tether
 from structbench.engines.launch import ServerConfig, ServerProcess, free_port
 
