@@ -2,7 +2,10 @@
 # ray_h200.sh: issue 17 on the lent H200: suites/h200_ray.yaml run locally, then with --executor ray,
 # both wall clocks timed, then benchmarks/client_scaling.py; all inside one device call's budget.
 #
-#   SB_BUDGET_S=570 [SB_LOCAL_S=S] [SB_SCALING=0] [SB_GRACE_S=60] bash benchmarks/gpu/ray_h200.sh
+#   SB_BUDGET_S=570 [SB_LOCAL_S=S] [SB_SCALING=0] [SB_GRACE_S=60] [SB_RUNS="local ray"] bash benchmarks/gpu/ray_h200.sh
+#
+# SB_RUNS=local, then SB_RUNS=ray in the next call (the machine still warm): each run gets a call's
+# whole budget instead of a share of one. times.json keeps both calls' runs ($SB_WORKDIR/times.json).
 #
 # After staging (STAGING.md) plus Ray 2.60.0 in /tmp/site-ray. Converts the Qwen checkpoint when it
 # is missing (crosscheck.sh convert: ~2 min, taken out of the two runs' time). The local run starts
@@ -31,11 +34,13 @@ python3 -c "import ray; assert ray.__version__ == '2.60.0', ray.__version__" \
   || { say "Ray 2.60.0 is not importable from /tmp/site-ray"; exit 2; }
 # Only a suite on the converted Qwen checkpoint needs the conversion.
 if grep -q "payload/qwen-hf" "$SUITE"; then bash "$here/crosscheck.sh" convert || exit 1; fi
-rm -rf "$WORK"; mkdir -p "$WORK"
+RUNS=${SB_RUNS:-local ray}
+mkdir -p "$WORK"
 
 declare -A WALL RC CUT
 run_until() {  # LABEL DEADLINE_EPOCH ARGS...: structbench run, SIGINT at the deadline; sets WALL/RC/CUT
   local label=$1 deadline=$2; shift 2
+  rm -rf "${WORK:?}/$label"
   local cmd=(python3 -m structbench run "$SUITE" --results-dir "$WORK/$label" --no-progress "$@")
   say "$label: ${cmd[*]} (deadline in $(( deadline - $(date +%s) )) s)"
   local t0; t0=$(date +%s.%N); CUT[$label]=false
@@ -54,26 +59,36 @@ run_until() {  # LABEL DEADLINE_EPOCH ARGS...: structbench run, SIGINT at the de
 }
 
 runs_left=$(( $(left) - SCALING_S ))
-(( runs_left > 2 * GRACE_S )) || { say "only $runs_left s left for the two runs"; exit 1; }
-# The local run's share: SB_LOCAL_S seconds, else half. On a fresh machine its first vLLM start
-# JIT-compiles kernels for ~100 s (149 s to healthy, SmolLM2, eager; 45 s once cached), which the Ray
-# run then finds cached: on 2026-12-03 a half of 510 s cut the local run in its first cell.
-local_s=${SB_LOCAL_S:-$(( runs_left / 2 ))}
-run_until local $(( $(date +%s) + local_s - GRACE_S ))
-run_until ray $(( T0 + BUDGET - SCALING_S - GRACE_S )) --executor ray
+(( runs_left > 2 * GRACE_S )) || { say "only $runs_left s left for the runs"; exit 1; }
+case "$RUNS" in
+  "local ray")
+    # The local run's share: SB_LOCAL_S seconds, else half. On a fresh machine its first vLLM start
+    # JIT-compiles kernels for ~100 s (149 s to healthy, SmolLM2, eager; 45 s once cached), which the
+    # Ray run then finds cached: on 2026-12-03 a half of 510 s cut the local run in its first cell.
+    local_s=${SB_LOCAL_S:-$(( runs_left / 2 ))}
+    run_until local $(( $(date +%s) + local_s - GRACE_S ))
+    run_until ray $(( T0 + BUDGET - SCALING_S - GRACE_S )) --executor ray ;;
+  local) run_until local $(( T0 + BUDGET - SCALING_S - GRACE_S )) ;;
+  ray) run_until ray $(( T0 + BUDGET - SCALING_S - GRACE_S )) --executor ray ;;
+  *) say "SB_RUNS is 'local ray', 'local' or 'ray', not '$RUNS'"; exit 2 ;;
+esac
 
-python3 - "$OUT/times.json" <<EOF
-import json, sys
-times = {
-    "suite": "${SUITE#"$root"/}",
-    "git_sha": "$STRUCTBENCH_GIT_SHA",
-    "local": {"wall_s": ${WALL[local]}, "exit": ${RC[local]}, "cut_by_deadline": ${CUT[local]^}},
-    "ray": {"wall_s": ${WALL[ray]}, "exit": ${RC[ray]}, "cut_by_deadline": ${CUT[ray]^}},
-}
-with open(sys.argv[1], "w") as fh:
+# One entry per run, kept across calls in $WORK/times.json (SB_RUNS=local, then SB_RUNS=ray).
+python3 - "$WORK/times.json" "${SUITE#"$root"/}" "$STRUCTBENCH_GIT_SHA" \
+  "local=${WALL[local]:-},${RC[local]:-},${CUT[local]:-}" "ray=${WALL[ray]:-},${RC[ray]:-},${CUT[ray]:-}" <<'EOF'
+import json, os, sys
+path, suite, sha, *runs = sys.argv[1:]
+times = json.load(open(path)) if os.path.exists(path) else {"suite": suite, "git_sha": sha}
+for arg in runs:
+    label, _, fields = arg.partition("=")
+    wall, rc, cut = fields.split(",")
+    if wall:
+        times[label] = {"wall_s": float(wall), "exit": int(rc), "cut_by_deadline": cut == "true"}
+with open(path, "w") as fh:
     json.dump(times, fh, indent=2)
 print(json.dumps(times))
 EOF
+cp "$WORK/times.json" "$OUT/times.json"
 
 scaling_s=$(( $(left) - 10 ))
 if (( SCALING && scaling_s > 20 )); then
