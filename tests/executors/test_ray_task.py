@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +86,38 @@ def test_an_engine_that_cannot_start_is_a_failed_message_not_a_crash(
 ) -> None:
     msgs = _messages(tmp_path, monkeypatch, _Engine(start_error="server exited with code 1"))
     assert msgs == [Failed("UserError: server exited with code 1")]
+
+
+class _EnvEngine(_Engine):
+    """Notes the OMP_NUM_THREADS that a server it launched would inherit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str | None] = []
+
+    async def start(self) -> EngineInfo:
+        self.seen.append(os.environ.get("OMP_NUM_THREADS"))
+        return await super().start()
+
+
+@pytest.mark.parametrize("driver", [None, "8"])
+def test_the_engine_starts_with_the_drivers_omp_threads_not_rays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: str | None
+) -> None:
+    """Ray sets OMP_NUM_THREADS=1 in a num_cpus=1 task; a launched server inherits it. On the H200
+    the same servers then decoded faster under Ray than in the local run. The task puts back the
+    driver's value (unset stays unset) while the cell runs, and Ray's afterwards."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Ray does in the worker
+    engine = _EnvEngine()
+    monkeypatch.setattr(task_mod, "create_engine", lambda spec, env: engine)
+    job = dataclasses.replace(_job(tmp_path), env=(("OMP_NUM_THREADS", driver),))
+    msgs = list(cell_messages(job, "node-a"))
+    assert isinstance(msgs[-1], Finished) and engine.seen == [driver]
+    assert os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_driver_env_reads_what_ray_would_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert task_mod.driver_env() == (("OMP_NUM_THREADS", None),)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert task_mod.driver_env() == (("OMP_NUM_THREADS", "4"),)

@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     args, _ = ap.parse_known_args(argv)
     # Like vLLM, which logs its non-default args at startup: secrets end up in the log.
     print(f"fake server argv={argv} HF_TOKEN={os.environ.get('HF_TOKEN')}", flush=True)
+    # What the executor's environment gives the server (Ray sets OMP_NUM_THREADS in its tasks).
+    print(f"fake server OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '<unset>')}", flush=True)
     if args.pid_file is not None:
         args.pid_file.write_text(str(os.getpid()))
     b = Behaviour(args.mode, args.ok_first, args.delay)

@@ -86,6 +86,25 @@ def test_killed_worker_takes_its_launched_server_with_it(
     assert not alive(int(pid_file.read_text()))
 
 
+def test_a_launched_server_gets_the_drivers_omp_threads_not_rays(
+    tmp_path: Path, ray_local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray sets OMP_NUM_THREADS=1 in every num_cpus=1 task. On the H200 the servers it launched
+    decoded 30-50 % faster under Ray than the same servers in the local run (results/h200/ray/):
+    the server must start with the driver's value, unset when the driver has none."""
+    launch = {"model": "m", "python": str(fake_vllm_python(tmp_path)), "startup_timeout_s": 30}
+    suite = write_suite(tmp_path, [{"kind": "vllm", "name": "v", "launch": launch}], n=1)
+    for driver, want in ((None, "<unset>"), ("3", "3")):
+        if driver is None:
+            monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        else:
+            monkeypatch.setenv("OMP_NUM_THREADS", driver)
+        out = run_suite(RunOptions(suite, tmp_path / f"ray-{want}", progress=False, executor=RAY))
+        assert not out.failed_cells
+        (log,) = (out.run_dir / "engines" / "v").glob("*/*.log")
+        assert f"fake server OMP_NUM_THREADS={want}\n" in log.read_text(), log
+
+
 def test_interrupt_cancels_the_tasks_keeps_records_and_resumes(
     tmp_path: Path, ray_local: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

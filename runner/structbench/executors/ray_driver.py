@@ -46,6 +46,7 @@ from structbench.executors.ray_task import (
     Message,
     Records,
     Started,
+    driver_env,
     remote_cell,
 )
 from structbench.load.driver import CANCELLED_INTERRUPT, error_records
@@ -224,6 +225,7 @@ class _Driver:
             reset_cache=self.knobs.reset_cache,
             run_dir=str(self.log.run_dir.resolve()),
             exit_after=exit_after(cell_id, os.environ.get(EXIT_AFTER_ENV)),
+            env=driver_env(),
         )
         tick = self.bar.add_cell(cell_id, min(self.knobs.warmup, len(cw.items)) + len(cw.items))
         flight = _Flight(cw, job.spec, FolderOutput(self.log.run_dir, cell_id), tick)

@@ -18,6 +18,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,40 @@ from structbench.spec.engines import EngineSpec
 #: (``os._exit``) once it has streamed ``n`` items, as a crashed or OOM-killed worker would.
 EXIT_AFTER_ENV = "STRUCTBENCH_RAY_EXIT_AFTER"
 
+#: What Ray sets in every task's environment that changes how an engine computes: it sets
+#: OMP_NUM_THREADS to the task's num_cpus (1 for a cell) when the variable is unset, and a
+#: server the task launches inherits it, so under Ray the servers ran with one OpenMP thread and
+#: in a local run with torch's default (every core). A cell's task gives its engine the driver's
+#: values instead (unset stays unset): the executor must not change what is measured, and a
+#: suite that wants a value sets it in ``launch.env``, which wins under both executors.
+DRIVER_ENV_VARS = ("OMP_NUM_THREADS",)
+EnvValues = tuple[tuple[str, str | None], ...]
+
+
+def driver_env() -> EnvValues:
+    """This process's values of :data:`DRIVER_ENV_VARS` (None: unset), for :attr:`CellJob.env`."""
+    return tuple((k, os.environ.get(k)) for k in DRIVER_ENV_VARS)
+
+
+@contextmanager
+def env_as(values: EnvValues) -> Iterator[None]:
+    """Set (or unset, for None) each variable while the block runs, then put back what was there."""
+
+    def put(key: str, value: str | None) -> None:
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+    saved = [(k, os.environ.get(k)) for k, _ in values]
+    try:
+        for k, v in values:
+            put(k, v)
+        yield
+    finally:
+        for k, v in saved:
+            put(k, v)
+
 
 @dataclass(frozen=True, slots=True)
 class CellJob:
@@ -50,6 +85,8 @@ class CellJob:
     run_dir: str
     #: Test hook (see :data:`EXIT_AFTER_ENV`); None in real runs.
     exit_after: int | None = None
+    #: The driver's :func:`driver_env`, which the cell's engine starts with.
+    env: EnvValues = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +160,8 @@ def cell_messages(job: CellJob, node: str) -> Iterator[Message]:
 
 def _run_in_thread(job: CellJob, node: str, put: _Put) -> None:
     try:
-        asyncio.run(_run(job, node, put))
+        with env_as(job.env):
+            asyncio.run(_run(job, node, put))
     except Exception as e:  # every failure reaches the driver as a message, never a silent end
         put(Failed(f"{type(e).__name__}: {e}"))
     finally:
