@@ -1,9 +1,9 @@
 """The facts of a new run's manifest: commit, versions, hardware. Never secrets.
 
 The manifest itself is :class:`structbench.runfolder.RunManifest`. The commit is
-``git rev-parse HEAD`` of the suite's checkout; a copy without ``.git`` (as sent to a
-GPU machine) names it in the ``STRUCTBENCH_GIT_SHA`` environment variable, else the
-manifest says "unknown". ``git_dirty`` tells whether the checkout had uncommitted changes.
+``git rev-parse HEAD`` of the suite's checkout; a copy without ``.git``, or with one that git
+cannot read (as sent to a GPU machine), names it in the ``STRUCTBENCH_GIT_SHA`` environment
+variable, else the manifest says "unknown" (or the HEAD that unreadable ``.git`` names). ``git_dirty`` tells whether the checkout had uncommitted changes.
 """
 
 from __future__ import annotations
@@ -43,12 +43,19 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 
 def git_sha(cwd: Path) -> str:
-    """The commit that runs: ``git rev-parse HEAD``, else ``$STRUCTBENCH_GIT_SHA``, else "unknown"."""
+    """The commit that runs: ``git rev-parse HEAD``, else ``$STRUCTBENCH_GIT_SHA``, else "unknown".
+
+    HEAD wins only in a checkout git can read (``git status`` works). The GPU machine gets a
+    ``.git`` whose HEAD names the last landed commit but whose objects are absent, under a
+    working tree that is the session's: there ``rev-parse`` still answers and ``status`` fails
+    ("bad object HEAD"), and the commit named in ``$STRUCTBENCH_GIT_SHA`` is the one that ran.
+    """
     sha = (_git(cwd, "rev-parse", "HEAD") or "").strip()
     # Outside a repository git prints its argument back ("HEAD") and fails: no SHA then.
-    if len(sha) == 40:
-        return sha
-    return os.environ.get(GIT_SHA_ENV, "").strip() or UNKNOWN_SHA
+    head = sha if len(sha) == 40 else ""
+    if head and git_dirty(cwd) is not None:
+        return head
+    return os.environ.get(GIT_SHA_ENV, "").strip() or head or UNKNOWN_SHA
 
 
 def git_dirty(cwd: Path) -> bool | None:
