@@ -35,7 +35,9 @@ def test_in_a_checkout_git_wins_and_dirt_shows(tmp_path: Path, monkeypatch: pyte
     assert git_dirty(tmp_path) is True
 
 
-def test_a_checkout_git_cannot_read_defers_to_the_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_checkout_git_cannot_read_defers_to_the_env_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The GPU machine's copy: HEAD names the last landed commit, its objects are gone, the tree is
     newer. The manifests of the 2026-12-03 H200 runs named that commit, not the one that ran."""
     _git(tmp_path, "init", "-q")

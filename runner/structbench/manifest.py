@@ -3,7 +3,8 @@
 The manifest itself is :class:`structbench.runfolder.RunManifest`. The commit is
 ``git rev-parse HEAD`` of the suite's checkout; a copy without ``.git``, or with one that git
 cannot read (as sent to a GPU machine), names it in the ``STRUCTBENCH_GIT_SHA`` environment
-variable, else the manifest says "unknown" (or the HEAD that unreadable ``.git`` names). ``git_dirty`` tells whether the checkout had uncommitted changes.
+variable, else the manifest says "unknown" (or the HEAD that unreadable ``.git`` names).
+``git_dirty`` tells whether the checkout had uncommitted changes.
 """
 
 from __future__ import annotations
