@@ -57,7 +57,9 @@ def _has_prefix_cache(records: Sequence[CallRecord], engine: str) -> bool:
 
 
 def test_there_are_committed_runs() -> None:
-    assert len(COMMITTED) >= 3
+    # results/gpu and results/samples; the 2026-11-28 H200 8B run (the third) left the tree on
+    # 2026-12-03 for the results budget, only its gz manifest/summary/report stay (results/h200/README.md).
+    assert len(COMMITTED) >= 2
 
 
 @pytest.mark.parametrize("run", COMMITTED, ids=lambda p: p.parent.name)
