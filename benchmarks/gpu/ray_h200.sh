@@ -6,6 +6,7 @@
 #
 # SB_RUNS=local, then SB_RUNS=ray in the next call (the machine still warm): each run gets a call's
 # whole budget instead of a share of one. times.json keeps both calls' runs ($SB_WORKDIR/times.json).
+# SB_RUNS=local2 in a third call repeats the local run on the same host (run-local2.tgz): the noise.
 #
 # After staging (STAGING.md) plus Ray 2.60.0 in /tmp/site-ray. Converts the Qwen checkpoint when it
 # is missing (crosscheck.sh convert: ~2 min, taken out of the two runs' time). The local run starts
@@ -68,14 +69,16 @@ case "$RUNS" in
     local_s=${SB_LOCAL_S:-$(( runs_left / 2 ))}
     run_until local $(( $(date +%s) + local_s - GRACE_S ))
     run_until ray $(( T0 + BUDGET - SCALING_S - GRACE_S )) --executor ray ;;
-  local) run_until local $(( T0 + BUDGET - SCALING_S - GRACE_S )) ;;
-  ray) run_until ray $(( T0 + BUDGET - SCALING_S - GRACE_S )) --executor ray ;;
-  *) say "SB_RUNS is 'local ray', 'local' or 'ray', not '$RUNS'"; exit 2 ;;
+  # One run per call. local2 (or local3, ...) repeats the local run under its own label, on the host
+  # the earlier calls ran on: the same-host noise figure next to local and ray.
+  local|local[0-9]) run_until "$RUNS" $(( T0 + BUDGET - SCALING_S - GRACE_S )) ;;
+  ray|ray[0-9]) run_until "$RUNS" $(( T0 + BUDGET - SCALING_S - GRACE_S )) --executor ray ;;
+  *) say "SB_RUNS is 'local ray', 'local', 'ray', or one of those with a digit (local2), not '$RUNS'"; exit 2 ;;
 esac
 
 # One entry per run, kept across calls in $WORK/times.json (SB_RUNS=local, then SB_RUNS=ray).
 python3 - "$WORK/times.json" "${SUITE#"$root"/}" "$STRUCTBENCH_GIT_SHA" \
-  "local=${WALL[local]:-},${RC[local]:-},${CUT[local]:-}" "ray=${WALL[ray]:-},${RC[ray]:-},${CUT[ray]:-}" <<'EOF'
+  $(for l in "${!WALL[@]}"; do echo "$l=${WALL[$l]},${RC[$l]},${CUT[$l]}"; done) <<'EOF'
 import json, os, sys
 path, suite, sha, *runs = sys.argv[1:]
 times = json.load(open(path)) if os.path.exists(path) else {"suite": suite, "git_sha": sha}
