@@ -36,6 +36,9 @@ python3 -c "import ray; assert ray.__version__ == '2.60.0', ray.__version__" \
 # Only a suite on the converted Qwen checkpoint needs the conversion.
 if grep -q "payload/qwen-hf" "$SUITE"; then bash "$here/crosscheck.sh" convert || exit 1; fi
 RUNS=${SB_RUNS:-local ray}
+# Kernel caches an earlier session's host built (jit_cache.sh save, carried as .gpu/jit): saves the
+# ~115 s vLLM spends building them on its first start on a fresh host. Absent: nothing happens.
+[ -d "$root/.gpu/jit" ] && bash "$here/jit_cache.sh" load "$root/.gpu/jit"
 mkdir -p "$WORK"
 
 declare -A WALL RC CUT
@@ -100,4 +103,7 @@ if (( SCALING && scaling_s > 20 )); then
 else
   say "client_scaling.py not run (SB_SCALING=$SCALING, $scaling_s s left)" | tee "$OUT/client_scaling.txt"
 fi
+# SB_SAVE_JIT=1: this host's kernel caches into $OUT (at most 3 parts of 15 MiB: the device returns 8
+# files), for the next session's `.gpu/jit`. Send it on the first run of a fresh host.
+if [ "${SB_SAVE_JIT:-0}" = 1 ]; then JIT_MAX_PARTS=${JIT_MAX_PARTS:-3} bash "$here/jit_cache.sh" save "$OUT"; fi
 ls -la "$OUT"
