@@ -87,6 +87,38 @@ def test_dangling_refs_follow_each_drafts_ids_and_fetch_nothing() -> None:
     assert dangling_refs(True) == []
 
 
+def test_dangling_refs_survive_the_schemas_referencing_mishandles() -> None:
+    """Shapes reduced from JSONSchemaBench's JsonSchemaStore config.json and tmlanguage.json.
+
+    referencing 0.37's crawl raised TypeError (a boolean subschema inside a nested draft-04
+    resource) and AttributeError (a draft-07 ``dependencies`` with a schema value before an
+    array value); both schemas are valid under their own draft-07.
+    """
+    from structbench.schema_drafts import check_schema, dangling_refs
+
+    refs = {
+        "definitions": {"ok": {"type": "string"}},
+        "properties": {"x": {"$ref": "#/definitions/ok"}, "y": {"$ref": "#/definitions/missing"}},
+    }
+    draft4 = "http://json-schema.org/draft-04/schema"
+    nested_draft4 = {
+        "$schema": D7,
+        **refs,
+        "patternProperties": {".*": {"$schema": draft4, "properties": {"s": True}}},
+    }
+    mixed_dependencies = {"$schema": D7, **refs, "dependencies": {"a": {"required": ["b"]}, "b": ["a"]}}
+    for schema in (nested_draft4, mixed_dependencies):
+        assert check_schema(schema) == "draft-07"
+        assert dangling_refs(schema) == [(("properties", "y", "$ref"), "#/definitions/missing")]
+    # With an id below the root, the uncrawled registry cannot tell: no ref is called dangling,
+    # so that a valid schema is never refused.
+    with_sub_id = {
+        **mixed_dependencies,
+        "properties": {"z": {"$id": "http://x.test/z", "$ref": "#/definitions/q"}},
+    }
+    assert dangling_refs(with_sub_id) == []
+
+
 def test_the_invalid_schema_reason_is_the_same_in_every_process() -> None:
     """Two equally relevant meta-schema errors: jsonschema's own pick followed PYTHONHASHSEED."""
     import subprocess

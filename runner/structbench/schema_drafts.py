@@ -106,7 +106,17 @@ def dangling_refs(schema: Any) -> list[tuple[tuple[str | int, ...], str]]:
 
     spec = _specification(draft_of(schema))
     root: Resource[Any] = spec.create_resource(schema)
-    registry = METASCHEMAS.with_resource(root.id() or "", root).crawl()
+    registry = METASCHEMAS.with_resource(root.id() or "", root)
+    try:
+        registry = registry.crawl()
+    except _REFERENCING_BUGS:
+        # referencing 0.37 trips over a few valid real-world schemas (JSONSchemaBench's
+        # JsonSchemaStore config.json and tmlanguage.json): a boolean subschema inside a nested
+        # draft-04 resource, and a draft-06/07 `dependencies` whose schema value precedes an
+        # array value. Uncrawled, the registry knows the root alone: that answers every ref
+        # only when nothing below the root has an id or anchor, else no ref is judged.
+        if _has_nested_ids(schema):
+            return []
     # subresources_of walks only schema keywords (not enum/const/properties' names): map each
     # subschema back to where it sits in the document, by identity, for the error's position.
     paths: dict[int, tuple[str | int, ...]] = {}
@@ -124,11 +134,29 @@ def dangling_refs(schema: Any) -> list[tuple[tuple[str | int, ...], str]]:
                 resolver.lookup(ref)
             except Unresolvable:
                 out.append(((*paths.get(id(node), ()), "$ref"), ref))
+            except _REFERENCING_BUGS:
+                pass  # not judged: a ref is only called dangling when referencing says so
         for sub in spec.subresources_of(node):
             walk(sub, resolver, spec)
 
     walk(schema, registry.resolver(base_uri=root.id() or ""), spec)
     return out
+
+
+# What referencing raises on the schemas it mishandles (see dangling_refs), instead of Unresolvable.
+_REFERENCING_BUGS = (TypeError, AttributeError)
+_ID_KEYS = frozenset({"$id", "id", "$anchor", "$dynamicAnchor"})
+
+
+def _has_nested_ids(node: Any, root: bool = True) -> bool:
+    """Whether an id or anchor keyword appears below the root (a property named ``id`` counts too)."""
+    if isinstance(node, dict):
+        if not root and _ID_KEYS & node.keys():
+            return True
+        return any(_has_nested_ids(v, False) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_nested_ids(v, False) for v in node)
+    return False
 
 
 def _specification(draft: str) -> Any:

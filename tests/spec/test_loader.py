@@ -338,6 +338,18 @@ CASES = [
         prefix=True,
     ),
     Case(
+        # referencing 0.37 raised AttributeError on this draft-07 `dependencies` (a schema value, then
+        # an array): `structbench validate` printed a traceback instead of the one-line error.
+        "dangling-ref-beside-mixed-dependencies",
+        {
+            "tasks/schema.json": '{"$schema": "http://json-schema.org/draft-07/schema#",\n'
+            ' "dependencies": {"a": {"required": ["b"]}, "b": ["a"]},\n'
+            ' "items": {"$ref": "#/definitions/b"}}\n'
+        },
+        "tasks/schema.json:3:20: json_schema.items.$ref: $ref '#/definitions/b' resolves nowhere",
+        prefix=True,
+    ),
+    Case(
         "lookahead-regex",
         {"tasks/t.yaml": REGEX_TASK.replace('"[A-Z]{3}"', '"(?![A-Z]{4})[A-Z]+"')},
         "tasks/t.yaml:3:8: regex: a lookahead (?=...) or (?!...) is not supported in a constraint regex",
