@@ -37,8 +37,8 @@ python3 -c "import ray; assert ray.__version__ == '2.60.0', ray.__version__" \
 if grep -q "payload/qwen-hf" "$SUITE"; then bash "$here/crosscheck.sh" convert || exit 1; fi
 RUNS=${SB_RUNS:-local ray}
 # Kernel caches an earlier session's host built (jit_cache.sh save, carried as .gpu/jit): saves the
-# ~115 s vLLM spends building them on its first start on a fresh host. Absent: nothing happens.
-[ -d "$root/.gpu/jit" ] && bash "$here/jit_cache.sh" load "$root/.gpu/jit"
+# ~115 s vLLM spends building them on its first start on a fresh host. None carried: nothing loaded.
+bash "$here/jit_cache.sh" load "$root/.gpu/jit"
 mkdir -p "$WORK"
 
 declare -A WALL RC CUT

@@ -23,8 +23,8 @@ export STRUCTBENCH_GIT_SHA=${SB_GIT_SHA:-${STRUCTBENCH_GIT_SHA:-unknown}}
 say() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 
 # Kernel caches an earlier session's host built (jit_cache.sh save, carried as .gpu/jit): saves the
-# ~115 s vLLM spends building them on its first start on a fresh host. Absent: nothing happens.
-[ -d "$root/.gpu/jit" ] && bash "$here/jit_cache.sh" load "$root/.gpu/jit"
+# ~115 s vLLM spends building them on its first start on a fresh host. None carried: nothing loaded.
+bash "$here/jit_cache.sh" load "$root/.gpu/jit"
 bash "$here/crosscheck.sh" convert || exit 1
 # The suite's own name: its run folders are results/<name>/<stamp>_<id>/.
 name=$(sed -n 's/^name: *//p' "$root/$suite" | head -1); [ -n "$name" ] || { say "no name: in $suite"; exit 2; }
