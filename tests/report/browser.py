@@ -11,13 +11,17 @@ a negative test can assert the right complaint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,29 +153,52 @@ async def _inspect(ws_url: str, page: Path) -> PageView:
 
 def inspect_page(chromium: Path, page: Path, timeout_s: float = 90) -> PageView:
     """Load ``page`` in a fresh headless Chromium and probe what it rendered."""
-    with tempfile.TemporaryDirectory() as profile:
-        # A profile of its own: no state shared with another browser or an earlier run.
-        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
-        cmd = [str(chromium), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]  # fmt: skip
-        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        try:
-            assert proc.stderr is not None
-            ws_url = None
-            for line in proc.stderr:
-                if m := _WS.search(line):
-                    ws_url = m.group(1)
-                    break
-            if ws_url is None:
-                raise RuntimeError(f"Chromium exited with {proc.wait()} before its DevTools endpoint")
-            return asyncio.run(asyncio.wait_for(_inspect(ws_url, page), timeout_s))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    # A profile of its own: no state shared with another browser or an earlier run.
+    profile = tempfile.mkdtemp(prefix="sb-chromium-")
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    cmd = [str(chromium), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"]  # fmt: skip
+    # A session of its own, so that teardown reaches the renderer and helper processes too.
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, start_new_session=True
+    )
+    try:
+        assert proc.stderr is not None
+        ws_url = None
+        for line in proc.stderr:
+            if m := _WS.search(line):
+                ws_url = m.group(1)
+                break
+        if ws_url is None:
+            raise RuntimeError(f"Chromium exited with {proc.wait()} before its DevTools endpoint")
+        return asyncio.run(asyncio.wait_for(_inspect(ws_url, page), timeout_s))
+    finally:
+        _stop(proc)
+        _remove(Path(profile))
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop Chromium, then whatever of its session outlived it (renderer, GPU and crash helpers)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _remove(profile: Path) -> None:
+    """Remove the profile folder. A helper process that outlived the browser by a moment can still
+    be writing into it ("Directory not empty" in a single rmtree): try again for a few seconds."""
+    for _ in range(20):
+        shutil.rmtree(profile, ignore_errors=True)
+        if not profile.exists():
+            return
+        time.sleep(0.25)
+    shutil.rmtree(profile)  # still there: say why
 
 
 def _number(text: str) -> float | None:
