@@ -6,9 +6,9 @@
 #   bash benchmarks/gpu/jit_cache.sh load DIR     # before a run: unpack DIR/jit-cache.tgz.* where they came from
 #   bash benchmarks/gpu/jit_cache.sh sizes        # what each cache folder holds now (du), saved or not
 #
-# Why: on a fresh H200 host, vLLM 0.26's first start spends ~115 s silent between its kernel warm-up
-# and "Kernel JIT monitor activated" (results/h200/ray/h200_ray/20261203T210955Z_89668b, engine init
-# 118.8 s), against ~45 s on the same host once its caches are warm. Device time is 30 minutes a
+# Why: on a fresh H200 host, vLLM 0.26's first start spends ~105 s silent between its kernel warm-up
+# and "Kernel JIT monitor activated" (results/h200/ray/h200_ray/20261204T211932Z_4bf717, engine init
+# 108.9 s), against 2-3 s on the same host once its caches are warm. Device time is 30 minutes a
 # session and every session gets a fresh host. Which folder holds what was built is not established:
 # `sizes` prints them all, so that the first `save` also says where the time went.
 #
