@@ -13,7 +13,7 @@ group the others are set against. For each cell and metric: every run's value, e
 the relative difference of the means, and a pooled two-sample Student t-test. A difference is
 "inside" the noise when |t| is at most the two-sided 95 % critical value: with so few runs only a
 gross difference is caught, so the reference runs' spread is printed beside it. A cell or metric
-missing from any run is left out; a group of one run (no spread) is printed and not judged.
+missing from any run is left out; one run against one run (no spread at all) is printed, not judged.
 """
 
 from __future__ import annotations
@@ -69,12 +69,17 @@ def _pct(a: float, b: float) -> float:
     return 100.0 * (b - a) / a if a else math.nan
 
 
+def _var(values: list[float]) -> float:
+    return statistics.variance(values) if len(values) > 1 else 0.0  # one run adds no spread
+
+
 def _t_test(a: list[float], b: list[float]) -> tuple[float, float] | None:
-    """Pooled two-sample t and its 95 % critical value; None when a side has no spread to pool."""
+    """Pooled two-sample t and its 95 % critical value; None when neither side was repeated (no
+    spread to pool). One run against repeated ones is judged by the repeats' spread."""
     n, m = len(a), len(b)
-    if n < 2 or m < 2:
+    if n + m < 3:
         return None
-    pooled = ((n - 1) * statistics.variance(a) + (m - 1) * statistics.variance(b)) / (n + m - 2)
+    pooled = ((n - 1) * _var(a) + (m - 1) * _var(b)) / (n + m - 2)
     se = math.sqrt(pooled * (1 / n + 1 / m))
     diff = statistics.fmean(b) - statistics.fmean(a)
     t = diff / se if se else (0.0 if diff == 0 else math.inf)
@@ -124,7 +129,7 @@ def render(rows: Sequence[Judgement], ref: str) -> str:
     lines = [head]
     lines.append("|---|---|---|---|---:|---:|---:|---|")
     for j in rows:
-        t = "n/a (one run)" if j.t is None else f"{j.t:+.2f} ({j.t_crit:.2f})"
+        t = "n/a (one run a side)" if j.t is None else f"{j.t:+.2f} ({j.t_crit:.2f})"
         verdict = "not judged" if j.inside is None else ("yes" if j.inside else "**no**")
         lines.append(
             f"| {j.cell_id} | {j.metric} | {_fmt(j.ref_values)} | {j.group}: {_fmt(j.values)} "

@@ -41,15 +41,23 @@ def test_a_difference_inside_the_repeats_spread_is_inside(tmp_path: Path) -> Non
     assert ttft.t == 0.0 and ttft.inside is True
 
 
-def test_a_gross_difference_is_caught_and_one_run_is_not_judged(tmp_path: Path) -> None:
+def test_a_gross_difference_is_caught_and_one_run_is_judged_by_the_repeats(tmp_path: Path) -> None:
     runs = [_run(tmp_path, f"l{i}", "local", t) for i, t in enumerate((20.0, 20.5, 21.0))]
     runs += [_run(tmp_path, f"r{i}", "ray", t) for i, t in enumerate((30.0, 31.0))]
-    runs.append(_run(tmp_path, "k0", "k8s", 20.5))
+    runs += [_run(tmp_path, "k0", "k8s", 20.4), _run(tmp_path, "s0", "slurm", 26.0)]
     rows = judge(load_runs(runs), "local", ["mean_tpot_ms"])
     by_group = {r.group: r for r in rows}
     ray_t = by_group["ray"].t
     assert by_group["ray"].inside is False and ray_t is not None and ray_t > 3.182
-    assert by_group["k8s"].inside is None and by_group["k8s"].t is None
+    # One run against three: the local runs' spread is the noise (2 degrees of freedom).
+    assert by_group["k8s"].inside is True and by_group["k8s"].t_crit == pytest.approx(4.303)
+    assert by_group["slurm"].inside is False
+
+
+def test_one_run_against_one_run_is_not_judged(tmp_path: Path) -> None:
+    runs = [_run(tmp_path, "l0", "local", 20.0), _run(tmp_path, "r0", "ray", 30.0)]
+    (row,) = judge(load_runs(runs), "local", ["mean_tpot_ms"])
+    assert row.t is None and row.inside is None
 
 
 def test_a_metric_missing_from_a_run_is_left_out(tmp_path: Path) -> None:
