@@ -9,7 +9,9 @@ Each delta is against run #1 and is marked ``≈`` when it is inside the noise: 
 figure, when the 95 % bootstrap interval of the difference (from the two cells' per-call
 values, :func:`structbench.stats.bootstrap_diff_ci`) holds 0; for a rate, when the two
 cells' 95 % intervals overlap. Throughput is one number per cell, with no sample to
-resample: its deltas are never marked.
+resample: its deltas are never marked. Both tests know only the spread of calls inside a run, not
+that between runs with separate server starts, which the output says (benchmarks/repeat_noise.py
+judges repeated runs).
 """
 
 from __future__ import annotations
@@ -252,7 +254,9 @@ def compare_summaries(
         "",
         "Deltas are against run #1: % for throughput and latency, percentage points for rates. "
         f"{NOISE}: inside the noise (latency: the 95 % bootstrap interval of the difference holds 0; "
-        "rates: the 95 % intervals overlap; throughput is never marked, one number per cell).",
+        "rates: the 95 % intervals overlap; throughput is never marked, one number per cell). "
+        "That is the noise among one run's calls: runs with separate server starts can differ by more "
+        "(repeat each, then judge them with benchmarks/repeat_noise.py from the source tree).",
         "",
     ]
     for task in tasks:
