@@ -179,15 +179,11 @@ def inspect_page(chromium: Path, page: Path, timeout_s: float = 90) -> PageView:
 
 def _stop(proc: subprocess.Popen[str]) -> None:
     """Stop Chromium, then whatever of its session outlived it (renderer, GPU and crash helpers)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
 
 
 def _remove(profile: Path) -> None:

@@ -33,8 +33,8 @@ def _copy(run: Path | None, dest: Path) -> Path:
 
 
 def _rounded(value: object) -> object:
-    """``value`` with every float to 12 significant digits: a mean re-summed in another order may
-    differ in its last bit."""
+    """``value`` with every float to 12 significant digits. The H200 runs were summarised on Python
+    3.12, whose ``sum`` of floats is compensated; rebuilt on 3.11, a mean can differ in its last bit."""
     if isinstance(value, float):
         return float(f"{value:.12g}")
     if isinstance(value, dict):
